@@ -1,0 +1,357 @@
+// AssemblyScript float32 kernels for the CPU backend (compiled by scripts/build-wasm.mjs
+// into build/wasm/kernels.wasm with SIMD + threads, imported shared memory).
+//
+// What this is: leaf loops only. Every function works on raw byte pointers into the
+// one shared linear memory and on an explicit [lo, hi) range of the work, so the JS
+// side (src/backends/cpu/kernels.ts) can split a call across worker threads that each
+// instantiate this same module over the same memory.
+// What this is not: no allocation, no GC objects, no strings, no globals with state;
+// the module is reentrant and all threads may run it at once on disjoint outputs.
+// Layout: float32 row-major; `ld*` arguments are row strides in elements.
+//
+// Performance notes (V8 on x64, Node 20, no FMA without flags):
+// - V8 gives us 15 usable xmm registers (xmm15 is its scratch). A 6x8 micro-tile
+//   needs 12 accumulators + 2 B vectors + 1 broadcast A; mul+add without FMA reuses
+//   the broadcast register for the second product.
+// - Matrix-vector kernels are memory-bound: they keep 4 weight rows in flight at once
+//   (4 independent streams for the prefetcher) with 8 accumulators.
+
+// ---------------------------------------------------------------------------------
+// Read bandwidth: sum of n floats at p (4 independent accumulators, 64 B / iteration).
+export function readSum(p: usize, n: i32): f32 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a0 = f32x4.add(a0, v128.load(p, 0));
+    a1 = f32x4.add(a1, v128.load(p, 16));
+    a2 = f32x4.add(a2, v128.load(p, 32));
+    a3 = f32x4.add(a3, v128.load(p, 48));
+    a0 = f32x4.add(a0, v128.load(p, 64));
+    a1 = f32x4.add(a1, v128.load(p, 80));
+    a2 = f32x4.add(a2, v128.load(p, 96));
+    a3 = f32x4.add(a3, v128.load(p, 112));
+    p += 128;
+  }
+  const s = f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
+  let r = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
+  for (; i < n; i++) { r += load<f32>(p); p += 4; }
+  return r;
+}
+
+// ---------------------------------------------------------------------------------
+// Dot products of 4 rows with x: writes y0..y3 (floats) at pY, pY+4*s, ... (s = 1).
+@inline function hsum(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+// y[0..4] = rows w0..w3 (each `cols` floats) · x.  Returns nothing; stores 4 floats at pY.
+@inline function dot4(w0: usize, w1: usize, w2: usize, w3: usize, pX: usize, cols: i32, pY: usize): void {
+  let a0 = f32x4.splat(0), b0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0), b1 = f32x4.splat(0);
+  let a2 = f32x4.splat(0), b2 = f32x4.splat(0);
+  let a3 = f32x4.splat(0), b3 = f32x4.splat(0);
+  const end8 = cols & ~7;
+  let o: usize = 0;
+  const oe: usize = <usize>end8 << 2;
+  for (; o < oe; o += 32) {
+    const x0 = v128.load(pX + o);
+    const x1 = v128.load(pX + o, 16);
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(w0 + o), x0));
+    b0 = f32x4.add(b0, f32x4.mul(v128.load(w0 + o, 16), x1));
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(w1 + o), x0));
+    b1 = f32x4.add(b1, f32x4.mul(v128.load(w1 + o, 16), x1));
+    a2 = f32x4.add(a2, f32x4.mul(v128.load(w2 + o), x0));
+    b2 = f32x4.add(b2, f32x4.mul(v128.load(w2 + o, 16), x1));
+    a3 = f32x4.add(a3, f32x4.mul(v128.load(w3 + o), x0));
+    b3 = f32x4.add(b3, f32x4.mul(v128.load(w3 + o, 16), x1));
+  }
+  let s0 = hsum(f32x4.add(a0, b0)), s1 = hsum(f32x4.add(a1, b1));
+  let s2 = hsum(f32x4.add(a2, b2)), s3 = hsum(f32x4.add(a3, b3));
+  for (let c = end8; c < cols; c++) {
+    const off: usize = <usize>c << 2;
+    const x = load<f32>(pX + off);
+    s0 += load<f32>(w0 + off) * x; s1 += load<f32>(w1 + off) * x;
+    s2 += load<f32>(w2 + off) * x; s3 += load<f32>(w3 + off) * x;
+  }
+  store<f32>(pY, s0); store<f32>(pY, s1, 4); store<f32>(pY, s2, 8); store<f32>(pY, s3, 12);
+}
+
+@inline function dot1(w0: usize, pX: usize, cols: i32): f32 {
+  let a0 = f32x4.splat(0), b0 = f32x4.splat(0);
+  const end8 = cols & ~7;
+  let o: usize = 0;
+  const oe: usize = <usize>end8 << 2;
+  for (; o < oe; o += 32) {
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(w0 + o), v128.load(pX + o)));
+    b0 = f32x4.add(b0, f32x4.mul(v128.load(w0 + o, 16), v128.load(pX + o, 16)));
+  }
+  let s = hsum(f32x4.add(a0, b0));
+  for (let c = end8; c < cols; c++) {
+    const off: usize = <usize>c << 2;
+    s += load<f32>(w0 + off) * load<f32>(pX + off);
+  }
+  return s;
+}
+
+// y[r] = W[r, :] · x for r in [r0, r1).  W: [rows, cols] at pW; x: [cols]; y: [rows].
+export function gemv(pW: usize, cols: i32, pX: usize, pY: usize, r0: i32, r1: i32): void {
+  const rb: usize = <usize>cols << 2;
+  let r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const w0 = pW + <usize>r * rb;
+    dot4(w0, w0 + rb, w0 + 2 * rb, w0 + 3 * rb, pX, cols, pY + (<usize>r << 2));
+  }
+  for (; r < r1; r++) store<f32>(pY + (<usize>r << 2), dot1(pW + <usize>r * rb, pX, cols));
+}
+
+// y[i] = W[idx[i], :] · x for i in [i0, i1).  idx: int32 [n] at pIdx; y: [n].
+export function gemvRows(pW: usize, cols: i32, pIdx: usize, pX: usize, pY: usize, i0: i32, i1: i32): void {
+  const rb: usize = <usize>cols << 2;
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const q = pIdx + (<usize>i << 2);
+    dot4(pW + <usize>load<u32>(q) * rb, pW + <usize>load<u32>(q, 4) * rb,
+      pW + <usize>load<u32>(q, 8) * rb, pW + <usize>load<u32>(q, 12) * rb, pX, cols, pY + (<usize>i << 2));
+  }
+  for (; i < i1; i++) {
+    store<f32>(pY + (<usize>i << 2), dot1(pW + <usize>load<u32>(pIdx + (<usize>i << 2)) * rb, pX, cols));
+  }
+}
+
+// y[c] += Σ_i coef[i] · W[idx[i], c] for c in [c0, c1), i in [0, n).
+// idx: int32 [n]; coef: float32 [n]; y: [cols].  Threads split the columns.
+export function axpyRows(pW: usize, cols: i32, pIdx: usize, pCoef: usize, n: i32, pY: usize, c0: i32, c1: i32): void {
+  const rb: usize = <usize>cols << 2;
+  const len = c1 - c0;
+  const end8 = len & ~7;
+  const base: usize = <usize>c0 << 2;
+  const yb = pY + base;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const q = pIdx + (<usize>i << 2);
+    const k = pCoef + (<usize>i << 2);
+    const w0 = pW + <usize>load<u32>(q) * rb + base;
+    const w1 = pW + <usize>load<u32>(q, 4) * rb + base;
+    const w2 = pW + <usize>load<u32>(q, 8) * rb + base;
+    const w3 = pW + <usize>load<u32>(q, 12) * rb + base;
+    const k0 = v128.load32_splat(k), k1 = v128.load32_splat(k, 4);
+    const k2 = v128.load32_splat(k, 8), k3 = v128.load32_splat(k, 12);
+    let o: usize = 0;
+    const oe: usize = <usize>end8 << 2;
+    for (; o < oe; o += 32) {
+      let y0 = v128.load(yb + o);
+      let y1 = v128.load(yb + o, 16);
+      y0 = f32x4.add(y0, f32x4.add(f32x4.mul(v128.load(w0 + o), k0), f32x4.mul(v128.load(w1 + o), k1)));
+      y1 = f32x4.add(y1, f32x4.add(f32x4.mul(v128.load(w0 + o, 16), k0), f32x4.mul(v128.load(w1 + o, 16), k1)));
+      y0 = f32x4.add(y0, f32x4.add(f32x4.mul(v128.load(w2 + o), k2), f32x4.mul(v128.load(w3 + o), k3)));
+      y1 = f32x4.add(y1, f32x4.add(f32x4.mul(v128.load(w2 + o, 16), k2), f32x4.mul(v128.load(w3 + o, 16), k3)));
+      v128.store(yb + o, y0);
+      v128.store(yb + o, y1, 16);
+    }
+    const s0 = load<f32>(k), s1 = load<f32>(k, 4), s2 = load<f32>(k, 8), s3 = load<f32>(k, 12);
+    for (let c = end8; c < len; c++) {
+      const off: usize = <usize>c << 2;
+      store<f32>(yb + off, load<f32>(yb + off) + ((s0 * load<f32>(w0 + off) + s1 * load<f32>(w1 + off)) +
+        (s2 * load<f32>(w2 + off) + s3 * load<f32>(w3 + off))));
+    }
+  }
+  for (; i < n; i++) {
+    const w0 = pW + <usize>load<u32>(pIdx + (<usize>i << 2)) * rb + base;
+    const s0 = load<f32>(pCoef + (<usize>i << 2));
+    const k0 = f32x4.splat(s0);
+    let o: usize = 0;
+    const oe: usize = <usize>end8 << 2;
+    for (; o < oe; o += 32) {
+      v128.store(yb + o, f32x4.add(v128.load(yb + o), f32x4.mul(v128.load(w0 + o), k0)));
+      v128.store(yb + o, f32x4.add(v128.load(yb + o, 16), f32x4.mul(v128.load(w0 + o, 16), k0)), 16);
+    }
+    for (let c = end8; c < len; c++) {
+      const off: usize = <usize>c << 2;
+      store<f32>(yb + off, load<f32>(yb + off) + s0 * load<f32>(w0 + off));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// GEMM: C[i0:i1, j0:j1] (+)= op(A)[i0:i1, :] · op(B)[:, j0:j1], Goto/BLIS loop order.
+// op(A)[i, k] = transA ? A[k*lda + i] : A[i*lda + k]; op(B)[k, j] = transB ? B[j*ldb + k] : B[k*ldb + j].
+// scratch (per thread, bytes): packed A block MC*KC floats, packed B block KC*NC floats,
+// then an MR*NR edge tile.  See GEMM_SCRATCH_BYTES.
+const MR = 6;
+const NR = 8;
+const MC = 96;   // A block 96x256 floats = 96 KiB: lives in L2 (1 MiB on Zen 4)
+const KC = 256;  // B micro-panel 256x8 floats = 8 KiB: lives in L1 (32 KiB)
+const NC = 2048; // B block 256x2048 floats = 2 MiB: L3
+
+export function gemmScratchBytes(): i32 {
+  return (MC * KC + KC * NC + MR * NR) * 4;
+}
+
+// Pack op(A)[i .. i+mc, p .. p+kc] into MR-row panels: panel q holds, for each k,
+// MR consecutive floats (rows i+q*MR .. +MR), zero-padded past mc.
+function packA(transA: bool, pA: usize, lda: i32, i: i32, p: i32, mc: i32, kc: i32, dst: usize): void {
+  const ldab: usize = <usize>lda << 2;
+  for (let q = 0; q < mc; q += MR) {
+    const mr = min(MR, mc - q);
+    const panel = dst + (<usize>(q * kc) << 2);
+    if (!transA) {
+      for (let r = 0; r < MR; r++) {
+        if (r < mr) {
+          let src = pA + <usize>(i + q + r) * ldab + (<usize>p << 2);
+          let d = panel + (<usize>r << 2);
+          for (let k = 0; k < kc; k++) { store<f32>(d, load<f32>(src)); src += 4; d += MR * 4; }
+        } else {
+          let d = panel + (<usize>r << 2);
+          for (let k = 0; k < kc; k++) { store<f32>(d, 0); d += MR * 4; }
+        }
+      }
+    } else {
+      let src = pA + <usize>p * ldab + (<usize>(i + q) << 2);
+      let d = panel;
+      if (mr == MR) {
+        for (let k = 0; k < kc; k++) {
+          v128.store(d, v128.load(src));
+          store<u64>(d, load<u64>(src, 16), 16);
+          src += ldab; d += MR * 4;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let r = 0; r < MR; r++) store<f32>(d + (<usize>r << 2), r < mr ? load<f32>(src + (<usize>r << 2)) : 0);
+          src += ldab; d += MR * 4;
+        }
+      }
+    }
+  }
+}
+
+// Pack op(B)[p .. p+kc, j .. j+nc] into NR-column panels: panel q holds, for each k,
+// NR consecutive floats (columns j+q*NR .. +NR), zero-padded past nc.
+function packB(transB: bool, pB: usize, ldb: i32, p: i32, j: i32, kc: i32, nc: i32, dst: usize): void {
+  const ldbb: usize = <usize>ldb << 2;
+  for (let q = 0; q < nc; q += NR) {
+    const nr = min(NR, nc - q);
+    const panel = dst + (<usize>(q * kc) << 2);
+    if (!transB) {
+      let src = pB + <usize>p * ldbb + (<usize>(j + q) << 2);
+      let d = panel;
+      if (nr == NR) {
+        for (let k = 0; k < kc; k++) {
+          v128.store(d, v128.load(src));
+          v128.store(d, v128.load(src, 16), 16);
+          src += ldbb; d += NR * 4;
+        }
+      } else {
+        for (let k = 0; k < kc; k++) {
+          for (let c = 0; c < NR; c++) store<f32>(d + (<usize>c << 2), c < nr ? load<f32>(src + (<usize>c << 2)) : 0);
+          src += ldbb; d += NR * 4;
+        }
+      }
+    } else {
+      for (let c = 0; c < NR; c++) {
+        let d = panel + (<usize>c << 2);
+        if (c < nr) {
+          let src = pB + <usize>(j + q + c) * ldbb + (<usize>p << 2);
+          for (let k = 0; k < kc; k++) { store<f32>(d, load<f32>(src)); src += 4; d += NR * 4; }
+        } else {
+          for (let k = 0; k < kc; k++) { store<f32>(d, 0); d += NR * 4; }
+        }
+      }
+    }
+  }
+}
+
+// 6x8 micro-kernel: C tile (row stride ldcb bytes) (+)= Apanel[kc x 6]^T-ish · Bpanel[kc x 8].
+@inline function micro6x8(kc: i32, pa: usize, pb: usize, pc: usize, ldcb: usize, add: bool): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  let c40 = f32x4.splat(0), c41 = f32x4.splat(0);
+  let c50 = f32x4.splat(0), c51 = f32x4.splat(0);
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(pb);
+    const b1 = v128.load(pb, 16);
+    let a = v128.load32_splat(pa);
+    c00 = f32x4.add(c00, f32x4.mul(a, b0)); c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 4);
+    c10 = f32x4.add(c10, f32x4.mul(a, b0)); c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 8);
+    c20 = f32x4.add(c20, f32x4.mul(a, b0)); c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 12);
+    c30 = f32x4.add(c30, f32x4.mul(a, b0)); c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 16);
+    c40 = f32x4.add(c40, f32x4.mul(a, b0)); c41 = f32x4.add(c41, f32x4.mul(a, b1));
+    a = v128.load32_splat(pa, 20);
+    c50 = f32x4.add(c50, f32x4.mul(a, b0)); c51 = f32x4.add(c51, f32x4.mul(a, b1));
+    pa += 24; pb += 32;
+  }
+  if (add) {
+    c00 = f32x4.add(c00, v128.load(pc)); c01 = f32x4.add(c01, v128.load(pc, 16)); 
+    v128.store(pc, c00); v128.store(pc, c01, 16); pc += ldcb;
+    c10 = f32x4.add(c10, v128.load(pc)); c11 = f32x4.add(c11, v128.load(pc, 16));
+    v128.store(pc, c10); v128.store(pc, c11, 16); pc += ldcb;
+    c20 = f32x4.add(c20, v128.load(pc)); c21 = f32x4.add(c21, v128.load(pc, 16));
+    v128.store(pc, c20); v128.store(pc, c21, 16); pc += ldcb;
+    c30 = f32x4.add(c30, v128.load(pc)); c31 = f32x4.add(c31, v128.load(pc, 16));
+    v128.store(pc, c30); v128.store(pc, c31, 16); pc += ldcb;
+    c40 = f32x4.add(c40, v128.load(pc)); c41 = f32x4.add(c41, v128.load(pc, 16));
+    v128.store(pc, c40); v128.store(pc, c41, 16); pc += ldcb;
+    c50 = f32x4.add(c50, v128.load(pc)); c51 = f32x4.add(c51, v128.load(pc, 16));
+    v128.store(pc, c50); v128.store(pc, c51, 16);
+  } else {
+    v128.store(pc, c00); v128.store(pc, c01, 16); pc += ldcb;
+    v128.store(pc, c10); v128.store(pc, c11, 16); pc += ldcb;
+    v128.store(pc, c20); v128.store(pc, c21, 16); pc += ldcb;
+    v128.store(pc, c30); v128.store(pc, c31, 16); pc += ldcb;
+    v128.store(pc, c40); v128.store(pc, c41, 16); pc += ldcb;
+    v128.store(pc, c50); v128.store(pc, c51, 16);
+  }
+}
+
+export function gemm(transA: bool, transB: bool, K: i32, pA: usize, lda: i32, pB: usize, ldb: i32,
+  pC: usize, ldc: i32, accumulate: bool, i0: i32, i1: i32, j0: i32, j1: i32, scratch: usize): void {
+  const packedA = scratch;
+  const packedB = scratch + <usize>(MC * KC * 4);
+  const tile = packedB + <usize>(KC * NC * 4);
+  const ldcb: usize = <usize>ldc << 2;
+  if (K == 0) {
+    // C = 0 · ... : overwrite with zeros unless accumulating.
+    if (!accumulate) for (let i = i0; i < i1; i++) for (let j = j0; j < j1; j++) store<f32>(pC + <usize>i * ldcb + (<usize>j << 2), 0);
+    return;
+  }
+  for (let jc = j0; jc < j1; jc += NC) {
+    const nc = min(NC, j1 - jc);
+    for (let pc = 0; pc < K; pc += KC) {
+      const kc = min(KC, K - pc);
+      const add = accumulate || pc > 0;
+      packB(transB, pB, ldb, pc, jc, kc, nc, packedB);
+      for (let ic = i0; ic < i1; ic += MC) {
+        const mc = min(MC, i1 - ic);
+        packA(transA, pA, lda, ic, pc, mc, kc, packedA);
+        for (let jr = 0; jr < nc; jr += NR) {
+          const nr = min(NR, nc - jr);
+          const pb = packedB + (<usize>(jr * kc) << 2);
+          for (let ir = 0; ir < mc; ir += MR) {
+            const mr = min(MR, mc - ir);
+            const pa = packedA + (<usize>(ir * kc) << 2);
+            const pc0 = pC + <usize>(ic + ir) * ldcb + (<usize>(jc + jr) << 2);
+            if (mr == MR && nr == NR) {
+              micro6x8(kc, pa, pb, pc0, ldcb, add);
+            } else {
+              micro6x8(kc, pa, pb, tile, NR * 4, false);
+              for (let r = 0; r < mr; r++) {
+                const crow = pc0 + <usize>r * ldcb;
+                const trow = tile + (<usize>(r * NR) << 2);
+                for (let c = 0; c < nr; c++) {
+                  const off: usize = <usize>c << 2;
+                  const v = load<f32>(trow + off);
+                  store<f32>(crow + off, add ? load<f32>(crow + off) + v : v);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}

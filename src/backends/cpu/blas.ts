@@ -1,0 +1,55 @@
+// Optional OpenBLAS path for dense matmul: cblas_sgemm through the koffi FFI.
+//
+// What it is: a loader that returns null (never throws) when koffi is not installed,
+// when no OpenBLAS shared library can be opened, or when the symbols are missing, so
+// callers fall back to the WebAssembly kernels. koffi passes typed arrays (also
+// views of the shared wasm memory, and subarrays for offsets) by pointer, no copy.
+// What it is not: a general BLAS binding; only sgemm and the thread-count setter.
+// Note: openblas_set_num_threads is process-global; we set it before a call only when
+// the requested count differs from the last one we set.
+import { createRequire } from 'node:module';
+
+type Koffi = typeof import('koffi');
+
+export interface Blas {
+  /** C[M,N] = alpha·op(A)·op(B) + beta·C, row-major, strides in elements; arrays start at the matrix origin. */
+  sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number, threads: number): void;
+  readonly library: string;
+}
+
+const CANDIDATES = ['libopenblas.so.0', 'libopenblas.so', '/usr/lib/x86_64-linux-gnu/libopenblas.so.0', 'libopenblas.dylib', 'libopenblas.dll'];
+const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
+
+let cached: Blas | null | undefined;
+let lastThreads = -1;
+
+/** Load OpenBLAS once per process; null when unavailable. */
+export function loadBlas(): Blas | null {
+  if (cached !== undefined) return cached;
+  cached = null;
+  let koffi: Koffi;
+  try {
+    koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  } catch {
+    return cached;
+  }
+  for (const name of CANDIDATES) {
+    try {
+      const lib = koffi.load(name);
+      const sgemm = lib.func('void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int)');
+      const setThreads = lib.func('void openblas_set_num_threads(int)');
+      cached = {
+        library: name,
+        sgemm(transA, transB, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, threads) {
+          if (threads !== lastThreads) { setThreads(threads); lastThreads = threads; }
+          sgemm(ROW_MAJOR, transA ? TRANS : NO_TRANS, transB ? TRANS : NO_TRANS, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
+        },
+      };
+      return cached;
+    } catch {
+      // try the next name
+    }
+  }
+  return cached;
+}

@@ -1,0 +1,339 @@
+// Synchronous, multi-threaded float32 kernels over one shared WebAssembly.Memory.
+//
+// What it is: the CPU backend's fast path. One kernels module (build/wasm/kernels.wasm,
+// AssemblyScript + SIMD) is instantiated on the main thread and on T-1 worker threads,
+// all over the same shared memory. A call splits its work into T ranges, wakes the
+// workers through a control block in shared memory (Atomics.notify; no postMessage per
+// call: the decoder calls these ~100 times per token), runs range 0 itself, then waits
+// (Atomics.wait is allowed on Node's main thread). Dense matmul can go to OpenBLAS
+// through koffi when that is available (optional; see blas.ts).
+// What it is not: asynchronous, or safe to call from two threads at once; the
+// workers serve exactly one CpuKernels. Kernels receive buffers and strides, never
+// tensors. Memory layout: float32 row-major; "ld" = row stride in elements.
+// Invariants: every byte pointer passed to a resident-pointer kernel lies in `heap`
+// memory; float pointers are 4-aligned (16-aligned is faster); outputs must not
+// overlap inputs.
+import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import { loadBlas, type Blas } from './blas.js';
+import { ARGS, CTL_BYTES, DONE, ERR, MAX_THREADS, OP, Op, RANGES, RESULTS, SEQ, runShare, type KernelExports } from './exec.js';
+import { SharedHeap, type WasmHeap } from './heap.js';
+import { wasm, type WasmModule } from './wasm-api.js';
+
+export type { WasmHeap } from './heap.js';
+export type { WasmMemory } from './wasm-api.js';
+
+export interface KernelOptions {
+  /** Threads including the main thread; default os.availableParallelism(). */
+  threads?: number;
+  /** Use OpenBLAS (via koffi) for dense matmul/gemm; default: when available. */
+  blas?: boolean;
+}
+
+export interface CpuKernels {
+  readonly threads: number;
+  /** True when the OpenBLAS path is active for gemm/matmul. */
+  readonly blas: boolean;
+  /** Allocator over the shared memory all resident-pointer kernels read and write. */
+  readonly heap: WasmHeap;
+  /**
+   * C[M,N] (+)= op(A)[M,K] · op(B)[K,N] on heap byte pointers.
+   * transA=false: A stored [M, lda]; transA=true: A stored [K, lda], used transposed.
+   * transB=false: B stored [K, ldb]; transB=true: B stored [N, ldb], used transposed.
+   * C stored [M, ldc]; accumulate=false overwrites C, true adds to it.
+   */
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, pA: number, lda: number,
+    pB: number, ldb: number, pC: number, ldc: number, accumulate: boolean): void;
+  /** y[rows] = W[rows, cols] · x[cols]. */
+  gemv(pW: number, rows: number, cols: number, pX: number, pY: number): void;
+  /** y[i] = W[idx[i], :] · x[cols] for i < nIdx; idx int32 [nIdx], y [nIdx]. */
+  gemvRows(pW: number, cols: number, pIdx: number, nIdx: number, pX: number, pY: number): void;
+  /** y[cols] += Σ_{i<nIdx} coef[i] · W[idx[i], :]; idx int32 [nIdx], coef float32 [nIdx]. */
+  axpyRows(pW: number, cols: number, pIdx: number, pCoef: number, nIdx: number, pY: number): void;
+  /** Sum of `bytes/4` floats at p, read by all threads (measures the read ceiling); returns the sum. */
+  readBandwidth(p: number, bytes: number): number;
+  /**
+   * c[M,N] = op(a)[M,K] · op(b)[K,N] on JS arrays (overwrites c). Strides/offsets as in gemm,
+   * in elements: a stored from aOff as [M, lda] (or [K, lda] if transA), b from bOff as
+   * [K, ldb] (or [N, ldb] if transB), c from cOff as [M, ldc]. Copies through a heap
+   * arena for the wasm path; calls BLAS directly on the arrays when blas is on.
+   */
+  matmul(transA: boolean, transB: boolean, M: number, N: number, K: number, a: Float32Array, aOff: number, lda: number,
+    b: Float32Array, bOff: number, ldb: number, c: Float32Array, cOff: number, ldc: number): void;
+  /** Stop the workers and drop the BLAS handle use; the object is unusable afterwards. */
+  dispose(): void;
+}
+
+// Below these sizes a call runs on the main thread alone: waking a worker costs a few
+// microseconds, about the time to read 64K floats or do 2^19 flops.
+const PAR_MIN_FLOATS = 1 << 16;
+const PAR_MIN_FLOPS = 1 << 19;
+const WORKER_SPIN = 1 << 16;
+const MAIN_SPIN = 1 << 20;
+
+let wasmModule: WasmModule | undefined;
+function kernelsModule(): WasmModule {
+  if (wasmModule === undefined) {
+    // build/src/backends/cpu/kernels.js -> build/wasm/kernels.wasm
+    const bytes = readFileSync(new URL('../../../wasm/kernels.wasm', import.meta.url));
+    wasmModule = new wasm.Module(bytes);
+  }
+  return wasmModule;
+}
+
+/** Split [0, n) into `parts` ranges whose inner boundaries are multiples of `align`. */
+function split(n: number, parts: number, align: number): number[] {
+  const b = [0];
+  for (let t = 1; t < parts; t++) b.push(Math.min(n, Math.round((n * t) / parts / align) * align));
+  b.push(n);
+  return b;
+}
+
+function checkInt(name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 0) throw new RangeError(`cpu kernels: ${name} must be a non-negative integer, got ${v}`);
+}
+
+class Kernels implements CpuKernels {
+  readonly threads: number;
+  readonly blas: boolean;
+  readonly heap: SharedHeap;
+  private readonly ex: KernelExports;
+  private readonly blasLib: Blas | null;
+  private readonly workers: Worker[] = [];
+  private readonly ctl: number;
+  private readonly i32: Int32Array;
+  private readonly f64: Float64Array;
+  private readonly scratch: number[] = [];
+  private arena = 0;
+  private arenaBytes = 0;
+  private disposed = false;
+
+  constructor(opts: KernelOptions) {
+    const threads = opts.threads ?? availableParallelism();
+    if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) throw new RangeError(`cpu kernels: threads must be 1..${MAX_THREADS}`);
+    this.threads = threads;
+    this.blasLib = opts.blas === false ? null : loadBlas();
+    this.blas = this.blasLib !== null;
+    const module = kernelsModule();
+    const memory = new wasm.Memory({ initial: 64, maximum: 65536, shared: true });
+    this.heap = new SharedHeap(memory);
+    this.ex = new wasm.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
+    this.ctl = this.heap.alloc(CTL_BYTES, 64);
+    this.i32 = new Int32Array(memory.buffer, this.ctl, CTL_BYTES / 4);
+    this.f64 = new Float64Array(memory.buffer, this.ctl, CTL_BYTES / 8);
+    this.i32.fill(0);
+    const sb = this.ex.gemmScratchBytes();
+    for (let t = 0; t < threads; t++) this.scratch.push(this.heap.alloc(sb, 64));
+    warmUp(this.ex, this.heap);
+    for (let t = 1; t < threads; t++) {
+      const w = new Worker(new URL('./worker.js', import.meta.url), {
+        workerData: { module, memory, ctl: this.ctl, index: t, workers: threads - 1, scratch: this.scratch[t], spin: WORKER_SPIN },
+      });
+      w.unref();
+      this.workers.push(w);
+    }
+  }
+
+  // Run the job whose op/args/ranges are in the control block on all threads.
+  private run(op: number, parallel: boolean): void {
+    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+    const i32 = this.i32;
+    i32[OP] = op;
+    if (!parallel || this.threads === 1) {
+      runShare(this.ex, i32, this.f64, 0, this.scratch[0]);
+      return;
+    }
+    Atomics.store(i32, DONE, 0);
+    Atomics.add(i32, SEQ, 1);
+    Atomics.notify(i32, SEQ);
+    let err: unknown;
+    try {
+      runShare(this.ex, i32, this.f64, 0, this.scratch[0]);
+    } catch (e) {
+      err = e;
+    }
+    // Always wait for the workers, even after an error: they are reading our arguments.
+    const want = this.threads - 1;
+    let d = Atomics.load(i32, DONE);
+    for (let k = 0; d !== want && k < MAIN_SPIN; k++) d = Atomics.load(i32, DONE);
+    while (d !== want) {
+      Atomics.wait(i32, DONE, d, 1000);
+      d = Atomics.load(i32, DONE);
+    }
+    if (err !== undefined) throw err;
+    if (Atomics.load(i32, ERR) !== 0) {
+      Atomics.store(i32, ERR, 0);
+      throw new Error('cpu kernels: a worker failed (see stderr)');
+    }
+  }
+
+  // Set thread t's ranges: [lo, hi) (and [lo2, hi2) for gemm columns).
+  private range(t: number, lo: number, hi: number, lo2 = 0, hi2 = 0): void {
+    const r = RANGES + 4 * t;
+    this.f64[r] = lo; this.f64[r + 1] = hi; this.f64[r + 2] = lo2; this.f64[r + 3] = hi2;
+  }
+
+  private splitAll(n: number, align: number, parallel: boolean): void {
+    const parts = parallel ? this.threads : 1;
+    const b = split(n, parts, align);
+    for (let t = 0; t < parts; t++) this.range(t, b[t], b[t + 1]);
+    for (let t = parts; t < this.threads; t++) this.range(t, 0, 0);
+  }
+
+  gemv(pW: number, rows: number, cols: number, pX: number, pY: number): void {
+    checkInt('rows', rows); checkInt('cols', cols);
+    const a = this.f64;
+    a[ARGS] = pW; a[ARGS + 1] = cols; a[ARGS + 2] = pX; a[ARGS + 3] = pY;
+    const par = rows * cols >= PAR_MIN_FLOATS;
+    this.splitAll(rows, 4, par);
+    this.run(Op.Gemv, par);
+  }
+
+  gemvRows(pW: number, cols: number, pIdx: number, nIdx: number, pX: number, pY: number): void {
+    checkInt('cols', cols); checkInt('nIdx', nIdx);
+    const a = this.f64;
+    a[ARGS] = pW; a[ARGS + 1] = cols; a[ARGS + 2] = pIdx; a[ARGS + 3] = pX; a[ARGS + 4] = pY;
+    const par = nIdx * cols >= PAR_MIN_FLOATS;
+    this.splitAll(nIdx, 4, par);
+    this.run(Op.GemvRows, par);
+  }
+
+  axpyRows(pW: number, cols: number, pIdx: number, pCoef: number, nIdx: number, pY: number): void {
+    checkInt('cols', cols); checkInt('nIdx', nIdx);
+    const a = this.f64;
+    a[ARGS] = pW; a[ARGS + 1] = cols; a[ARGS + 2] = pIdx; a[ARGS + 3] = pCoef; a[ARGS + 4] = nIdx; a[ARGS + 5] = pY;
+    // Threads own disjoint column ranges of y (16 floats = one cache line), so no reduction.
+    const par = nIdx * cols >= PAR_MIN_FLOATS && cols >= 64 * this.threads;
+    this.splitAll(cols, 16, par);
+    this.run(Op.AxpyRows, par);
+  }
+
+  readBandwidth(p: number, bytes: number): number {
+    checkInt('bytes', bytes);
+    const n = Math.floor(bytes / 4);
+    this.f64[ARGS] = p;
+    const par = n >= PAR_MIN_FLOATS;
+    this.splitAll(n, 32, par);
+    this.run(Op.Read, par);
+    let s = 0;
+    for (let t = 0; t < (par ? this.threads : 1); t++) s += this.f64[RESULTS + t];
+    return s;
+  }
+
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, pA: number, lda: number,
+    pB: number, ldb: number, pC: number, ldc: number, accumulate: boolean): void {
+    checkInt('M', M); checkInt('N', N); checkInt('K', K);
+    if (M === 0 || N === 0) return;
+    if (this.blasLib !== null && K > 0) {
+      const buf = this.heap.memory.buffer;
+      this.blasLib.sgemm(transA, transB, M, N, K, 1, new Float32Array(buf, pA), lda, new Float32Array(buf, pB), ldb,
+        accumulate ? 1 : 0, new Float32Array(buf, pC), ldc, this.threads);
+      return;
+    }
+    this.wasmGemm(transA, transB, M, N, K, pA, lda, pB, ldb, pC, ldc, accumulate);
+  }
+
+  private wasmGemm(transA: boolean, transB: boolean, M: number, N: number, K: number, pA: number, lda: number,
+    pB: number, ldb: number, pC: number, ldc: number, accumulate: boolean): void {
+    const a = this.f64;
+    a[ARGS] = transA ? 1 : 0; a[ARGS + 1] = transB ? 1 : 0; a[ARGS + 2] = K;
+    a[ARGS + 3] = pA; a[ARGS + 4] = lda; a[ARGS + 5] = pB; a[ARGS + 6] = ldb;
+    a[ARGS + 7] = pC; a[ARGS + 8] = ldc; a[ARGS + 9] = accumulate ? 1 : 0;
+    const par = 2 * M * N * K >= PAR_MIN_FLOPS && this.threads > 1;
+    const parts = par ? this.threads : 1;
+    // Split the longer side: each thread packs its own copy of the other operand.
+    if (M >= N) {
+      const b = split(M, parts, 6);
+      for (let t = 0; t < parts; t++) this.range(t, b[t], b[t + 1], 0, N);
+    } else {
+      const b = split(N, parts, 8);
+      for (let t = 0; t < parts; t++) this.range(t, 0, M, b[t], b[t + 1]);
+    }
+    for (let t = parts; t < this.threads; t++) this.range(t, 0, 0, 0, 0);
+    this.run(Op.Gemm, par);
+  }
+
+  matmul(transA: boolean, transB: boolean, M: number, N: number, K: number, a: Float32Array, aOff: number, lda: number,
+    b: Float32Array, bOff: number, ldb: number, c: Float32Array, cOff: number, ldc: number): void {
+    checkInt('M', M); checkInt('N', N); checkInt('K', K);
+    if (M === 0 || N === 0) return;
+    const aRows = transA ? K : M, aCols = transA ? M : K;
+    const bRows = transB ? N : K, bCols = transB ? K : N;
+    if (aRows > 0 && (lda < aCols || aOff + (aRows - 1) * lda + aCols > a.length)) throw new RangeError('matmul: a too short for its shape');
+    if (bRows > 0 && (ldb < bCols || bOff + (bRows - 1) * ldb + bCols > b.length)) throw new RangeError('matmul: b too short for its shape');
+    if (ldc < N || cOff + (M - 1) * ldc + N > c.length) throw new RangeError('matmul: c too short for its shape');
+    if (this.blasLib !== null && K > 0) {
+      this.blasLib.sgemm(transA, transB, M, N, K, 1, a.subarray(aOff), lda, b.subarray(bOff), ldb, 0, c.subarray(cOff), ldc, this.threads);
+      return;
+    }
+    // Copy the used parts compactly into the arena: A as [aRows, aCols], B as [bRows, bCols], C as [M, N].
+    const na = aRows * aCols, nb = bRows * bCols, nc = M * N;
+    const pa = this.ensureArena((na + nb + nc) * 4 + 128);
+    const pb = pa + Math.ceil((na * 4) / 64) * 64;
+    const pc = pb + Math.ceil((nb * 4) / 64) * 64;
+    const h = this.heap;
+    copyIn(h.f32(pa, na), a, aOff, lda, aRows, aCols);
+    copyIn(h.f32(pb, nb), b, bOff, ldb, bRows, bCols);
+    this.wasmGemm(transA, transB, M, N, K, pa, aCols, pb, bCols, pc, N, false);
+    const cv = h.f32(pc, nc);
+    if (ldc === N) c.set(cv, cOff);
+    else for (let i = 0; i < M; i++) c.set(cv.subarray(i * N, (i + 1) * N), cOff + i * ldc);
+  }
+
+  private ensureArena(bytes: number): number {
+    if (bytes > this.arenaBytes) {
+      this.heap.free(this.arena);
+      this.arenaBytes = Math.max(bytes, Math.ceil(this.arenaBytes * 1.5));
+      this.arena = this.heap.alloc(this.arenaBytes, 64);
+    }
+    return this.arena;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.workers.length > 0) {
+      this.i32[OP] = Op.Exit;
+      Atomics.add(this.i32, SEQ, 1);
+      Atomics.notify(this.i32, SEQ);
+      for (const w of this.workers) void w.terminate();
+    }
+    this.workers.length = 0;
+  }
+}
+
+// V8 first runs wasm with its baseline compiler (Liftoff, ~3-5x slower here) and
+// tiers a function up to TurboFan only after it has run a while; a call already
+// running never switches. The compiled code belongs to the module, which all
+// instances and workers share, so once per process we call every kernel on small
+// data until tier-up has had time to finish (it takes ~5 ms here).
+let warmedUp = false;
+function warmUp(ex: KernelExports, heap: SharedHeap): void {
+  if (warmedUp) return;
+  warmedUp = true;
+  const n = 48;
+  const p = heap.alloc(4 * n * n * 4 + ex.gemmScratchBytes(), 64);
+  const pa = p, pb = p + n * n * 4, pc = p + 2 * n * n * 4, pi = p + 3 * n * n * 4, ps = p + 4 * n * n * 4;
+  heap.f32(p, 3 * n * n).fill(0.5);
+  heap.i32(pi, n).set(Array.from({ length: n }, (_, i) => i));
+  const t0 = performance.now();
+  for (let it = 0; it < 200 && (it < 20 || performance.now() - t0 < 15); it++) {
+    ex.gemm(it & 1, (it >> 1) & 1, n, pa, n, pb, n, pc, n, 0, 0, n, 0, n, ps);
+    ex.gemv(pa, n, pb, pc, 0, n);
+    ex.gemvRows(pa, n, pi, pb, pc, 0, n);
+    ex.axpyRows(pa, n, pi, pb, n, pc, 0, n);
+    ex.readSum(pa, n * n);
+  }
+  heap.free(p);
+}
+
+function copyIn(dst: Float32Array, src: Float32Array, off: number, ld: number, rows: number, cols: number): void {
+  if (ld === cols) { dst.set(src.subarray(off, off + rows * cols)); return; }
+  for (let r = 0; r < rows; r++) dst.set(src.subarray(off + r * ld, off + r * ld + cols), r * cols);
+}
+
+/** Create the kernel library: loads build/wasm/kernels.wasm synchronously and starts threads-1 workers. */
+export function createKernels(opts: KernelOptions = {}): CpuKernels {
+  return new Kernels(opts);
+}

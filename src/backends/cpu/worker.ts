@@ -1,0 +1,43 @@
+// Worker thread of the CPU kernel library: instantiates the kernels module on the
+// shared memory and serves jobs from the control block until told to exit
+// (protocol in exec.ts). Not an entry point for users; started by kernels.ts.
+import { workerData } from 'node:worker_threads';
+import { wasm, type WasmMemory, type WasmModule } from './wasm-api.js';
+import { DONE, ERR, OP, Op, SEQ, runShare, type KernelExports } from './exec.js';
+
+interface WorkerInit {
+  module: WasmModule;
+  memory: WasmMemory;
+  ctl: number;      // byte pointer of the control block
+  index: number;    // thread index, 1..threads-1
+  workers: number;  // threads - 1
+  scratch: number;  // byte pointer of this thread's GEMM scratch
+  spin: number;     // polls of SEQ before sleeping in Atomics.wait
+}
+
+const init = workerData as WorkerInit;
+const instance = new wasm.Instance(init.module, { env: { memory: init.memory } });
+const ex = instance.exports as unknown as KernelExports;
+const i32 = new Int32Array(init.memory.buffer, init.ctl, 1024);
+const f64 = new Float64Array(init.memory.buffer, init.ctl, 512);
+
+let seen = 0;
+for (;;) {
+  let s = Atomics.load(i32, SEQ);
+  // Spin a little first: the decoder issues ~100 calls per token, and waking from
+  // Atomics.wait costs tens of microseconds.
+  for (let k = 0; s === seen && k < init.spin; k++) s = Atomics.load(i32, SEQ);
+  while (s === seen) {
+    Atomics.wait(i32, SEQ, seen);
+    s = Atomics.load(i32, SEQ);
+  }
+  seen = s;
+  if (i32[OP] === Op.Exit) break;
+  try {
+    runShare(ex, i32, f64, init.index, init.scratch);
+  } catch (e) {
+    Atomics.store(i32, ERR, 1);
+    console.error('sparselm cpu worker:', e);
+  }
+  if (Atomics.add(i32, DONE, 1) + 1 === init.workers) Atomics.notify(i32, DONE);
+}

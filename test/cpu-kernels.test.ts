@@ -1,0 +1,323 @@
+// Tests for the multi-threaded WebAssembly kernels (src/backends/cpu/kernels.ts):
+// every kernel against a plain float64 JS reference on seeded random data, awkward
+// sizes (edges of the 6x8 micro-tile and of the 96/256/2048 cache blocks), all
+// transpose combinations, the accumulate flag, gathered rows at the edges, with 1 and
+// 2 threads, and the OpenBLAS path when it is available (skipped otherwise).
+//
+// Tolerance (derived, not tuned): inputs are float32, so the float64 reference is
+// exact up to 2^-53. A float32 dot product of K terms, in any summation order and
+// with or without FMA, satisfies |fl(s) - s| <= gamma(K) * sum_k |a_k b_k| with
+// gamma(K) = K u / (1 - K u), u = 2^-24 (Higham, Accuracy and Stability, 3.1); one
+// more u covers the accumulate add and the final rounding. checkClose uses exactly
+// that per element. A dropped or wrong term is ~sum|ab|/K, which for the K used
+// here (<= 600) is >> K u sum|ab|; the "checker" test shows such an error fails.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createKernels, type CpuKernels } from '../src/backends/cpu/kernels.js';
+
+const U = 2 ** -24;
+const gamma = (k: number): number => (k * U) / (1 - k * U);
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randArray(n: number, seed: number): Float32Array {
+  const r = rng(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = 2 * r() - 1;
+  return a;
+}
+
+/** Reference value and its error scale (sum of |terms|) for each output element. */
+interface Ref { val: Float64Array; mag: Float64Array; terms: number }
+
+/** Compare got[i] with ref: |got - val| <= gamma(terms + 1) * mag + tiny; reports the first failure. */
+function checkClose(got: ArrayLike<number>, ref: Ref, what: string): void {
+  assert.equal(got.length, ref.val.length, `${what}: length`);
+  const g = gamma(ref.terms + 1);
+  for (let i = 0; i < ref.val.length; i++) {
+    const err = Math.abs(got[i] - ref.val[i]);
+    const tol = g * ref.mag[i] + 1e-30;
+    if (!(err <= tol)) assert.fail(`${what}: element ${i}: got ${got[i]}, want ${ref.val[i]} (err ${err.toExponential(2)} > tol ${tol.toExponential(2)})`);
+  }
+}
+
+/** float64 reference of C[M,N] = (acc ? C0 : 0) + op(A)·op(B), storage as in CpuKernels.gemm. */
+function refGemm(tA: boolean, tB: boolean, M: number, N: number, K: number, a: Float32Array, aOff: number, lda: number,
+  b: Float32Array, bOff: number, ldb: number, c0: Float32Array | null, c0Off: number, ldc: number): Ref {
+  const val = new Float64Array(M * N), mag = new Float64Array(M * N);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = c0 ? c0[c0Off + i * ldc + j] : 0;
+      let m = Math.abs(s);
+      for (let k = 0; k < K; k++) {
+        const x = tA ? a[aOff + k * lda + i] : a[aOff + i * lda + k];
+        const y = tB ? b[bOff + j * ldb + k] : b[bOff + k * ldb + j];
+        s += x * y;
+        m += Math.abs(x * y);
+      }
+      val[i * N + j] = s;
+      mag[i * N + j] = m;
+    }
+  }
+  return { val, mag, terms: K };
+}
+
+/** Extract the [M, N] block at off with row stride ld. */
+function block(c: Float32Array, off: number, ld: number, M: number, N: number): Float32Array {
+  const out = new Float32Array(M * N);
+  for (let i = 0; i < M; i++) out.set(c.subarray(off + i * ld, off + i * ld + N), i * N);
+  return out;
+}
+
+// [M, N, K]: 1s, tile edges (6x8), MC=96 and KC=256 block edges, N > NC=2048, and
+// sizes large enough (2MNK >= 2^19) to run split across threads along M or N.
+const GEMM_SIZES: [number, number, number][] = [
+  [1, 1, 1], [1, 7, 33], [7, 1, 65], [6, 8, 4], [7, 33, 65], [65, 7, 129], [33, 129, 7],
+  [97, 9, 257], [13, 17, 513], [3, 2050, 5], [129, 65, 33], [200, 150, 70], [20, 300, 100],
+];
+const TRANS: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
+
+test('checker: rejects a result with one term missing, accepts the exact one', () => {
+  const K = 600, a = randArray(K, 1), b = randArray(K, 2);
+  const ref = refGemm(false, false, 1, 1, K, a, 0, K, b, 0, 1, null, 0, 1);
+  const missing = ref.val[0] - a[K - 1] * b[K - 1];
+  assert.throws(() => checkClose([missing], ref, 'dropped term'));
+  checkClose([Math.fround(ref.val[0])], ref, 'rounded exact');
+});
+
+for (const threads of [1, 2]) {
+  describe(`cpu kernels, ${threads} thread(s), wasm`, () => {
+    let k: CpuKernels;
+    before(() => { k = createKernels({ threads, blas: false }); });
+    after(() => k.dispose());
+
+    test('reports its configuration', () => {
+      assert.equal(k.threads, threads);
+      assert.equal(k.blas, false);
+    });
+
+    test('gemm: all transposes, accumulate, strides, odd sizes', () => {
+      let seed = 10;
+      for (const [M, N, K] of GEMM_SIZES) {
+        for (const [tA, tB] of TRANS) {
+          for (const acc of [false, true]) {
+            // Padded strides (+3) and storage as documented: A [M|K, lda], B [K|N, ldb], C [M, ldc].
+            const lda = (tA ? M : K) + 3, ldb = (tB ? K : N) + 3, ldc = N + 5;
+            const aRows = tA ? K : M, bRows = tB ? N : K;
+            const h = k.heap;
+            const pA = h.alloc(aRows * lda * 4), pB = h.alloc(bRows * ldb * 4), pC = h.alloc(M * ldc * 4 + 4);
+            const a = randArray(aRows * lda, seed++), b = randArray(bRows * ldb, seed++), c0 = randArray(M * ldc, seed++);
+            h.f32(pA, a.length).set(a); h.f32(pB, b.length).set(b); h.f32(pC, c0.length).set(c0);
+            const sentinel = h.f32(pC + M * ldc * 4, 1); sentinel[0] = 42;
+            k.gemm(tA, tB, M, N, K, pA, lda, pB, ldb, pC, ldc, acc);
+            const got = h.f32(pC, M * ldc);
+            const what = `gemm ${M}x${N}x${K} tA=${tA} tB=${tB} acc=${acc}`;
+            checkClose(block(got, 0, ldc, M, N), refGemm(tA, tB, M, N, K, a, 0, lda, b, 0, ldb, acc ? c0 : null, 0, ldc), what);
+            // Padding columns of C are untouched, and nothing is written past the end.
+            for (let i = 0; i < M; i++) for (let j = N; j < ldc; j++) assert.equal(got[i * ldc + j], c0[i * ldc + j], `${what}: pad`);
+            assert.equal(h.f32(pC + M * ldc * 4, 1)[0], 42, `${what}: wrote past C`);
+            h.free(pA); h.free(pB); h.free(pC);
+          }
+        }
+      }
+    });
+
+    test('gemm: K = 0 gives zeros (or leaves C when accumulating)', () => {
+      const pC = k.heap.alloc(6 * 4);
+      k.heap.f32(pC, 6).fill(3);
+      k.gemm(false, false, 2, 3, 0, pC, 1, pC, 3, pC, 3, true);
+      assert.deepEqual(Array.from(k.heap.f32(pC, 6)), [3, 3, 3, 3, 3, 3]);
+      k.gemm(false, false, 2, 3, 0, pC, 1, pC, 3, pC, 3, false);
+      assert.deepEqual(Array.from(k.heap.f32(pC, 6)), [0, 0, 0, 0, 0, 0]);
+      k.heap.free(pC);
+    });
+
+    test('matmul: JS arrays with offsets and strides, all transposes', () => {
+      let seed = 1000;
+      for (const [M, N, K] of GEMM_SIZES) {
+        for (const [tA, tB] of TRANS) {
+          const lda = (tA ? M : K) + 2, ldb = (tB ? K : N) + 1, ldc = N + 3;
+          const aOff = 5, bOff = 3, cOff = 7;
+          const a = randArray(aOff + (tA ? K : M) * lda, seed++), b = randArray(bOff + (tB ? N : K) * ldb, seed++);
+          const c = randArray(cOff + M * ldc, seed++);
+          const before = c.slice();
+          k.matmul(tA, tB, M, N, K, a, aOff, lda, b, bOff, ldb, c, cOff, ldc);
+          checkClose(block(c, cOff, ldc, M, N), refGemm(tA, tB, M, N, K, a, aOff, lda, b, bOff, ldb, null, 0, ldc), `matmul ${M}x${N}x${K} ${tA} ${tB}`);
+          for (let i = 0; i < cOff; i++) assert.equal(c[i], before[i]);
+          for (let i = 0; i < M; i++) for (let j = N; j < ldc && cOff + i * ldc + j < c.length; j++) assert.equal(c[cOff + i * ldc + j], before[cOff + i * ldc + j]);
+        }
+      }
+    });
+
+    test('matmul: rejects arrays too short for the shape', () => {
+      const a = new Float32Array(6), b = new Float32Array(6), c = new Float32Array(3);
+      assert.throws(() => k.matmul(false, false, 2, 2, 3, a, 0, 3, b, 0, 2, c, 0, 2), RangeError);
+    });
+
+    const GEMV_SIZES: [number, number][] = [[1, 1], [3, 5], [7, 33], [65, 129], [4, 8], [1000, 257], [129, 1000]];
+
+    test('gemv: y = W x', () => {
+      let seed = 2000;
+      for (const [rows, cols] of GEMV_SIZES) {
+        const h = k.heap;
+        const w = randArray(rows * cols, seed++), x = randArray(cols, seed++);
+        const pW = h.alloc(w.length * 4), pX = h.alloc(cols * 4), pY = h.alloc(rows * 4 + 4);
+        h.f32(pW, w.length).set(w); h.f32(pX, cols).set(x); h.f32(pY + rows * 4, 1)[0] = 42;
+        k.gemv(pW, rows, cols, pX, pY);
+        checkClose(h.f32(pY, rows), refGemm(false, false, rows, 1, cols, w, 0, cols, x, 0, 1, null, 0, 1), `gemv ${rows}x${cols}`);
+        assert.equal(h.f32(pY + rows * 4, 1)[0], 42, 'gemv wrote past y');
+        h.free(pW); h.free(pX); h.free(pY);
+      }
+    });
+
+    // Index lists: edges, all the same row, duplicates, unsorted, random sorted, empty.
+    function indexCases(rows: number, seed: number): [string, number[]][] {
+      const r = rng(seed);
+      const second = Math.min(1, rows - 1);
+      const sorted = Array.from({ length: rows }, (_, i) => i).filter(() => r() < 0.3);
+      return [
+        ['first', [0]], ['last', [rows - 1]], ['first+last', [0, rows - 1]],
+        ['all same', Array.from({ length: 9 }, () => rows - 1)],
+        ['duplicates', [0, 0, second, rows - 1, rows - 1, second, 0]],
+        ['random sorted', sorted.length > 0 ? sorted : [0]],
+        ['all rows', Array.from({ length: rows }, (_, i) => i)],
+        ['empty', []],
+      ];
+    }
+
+    test('gemvRows: y[i] = W[idx[i]] · x', () => {
+      let seed = 3000;
+      for (const [rows, cols] of GEMV_SIZES) {
+        const h = k.heap;
+        const w = randArray(rows * cols, seed++), x = randArray(cols, seed++);
+        const pW = h.alloc(w.length * 4), pX = h.alloc(cols * 4);
+        h.f32(pW, w.length).set(w); h.f32(pX, cols).set(x);
+        for (const [name, idx] of indexCases(rows, seed++)) {
+          const n = idx.length;
+          const pI = h.alloc(n * 4), pY = h.alloc(n * 4 + 4);
+          h.i32(pI, n).set(idx); h.f32(pY + n * 4, 1)[0] = 42;
+          k.gemvRows(pW, cols, pI, n, pX, pY);
+          const sel = new Float32Array(n * cols);
+          idx.forEach((row, i) => sel.set(w.subarray(row * cols, (row + 1) * cols), i * cols));
+          checkClose(h.f32(pY, n), refGemm(false, false, n, 1, cols, sel, 0, cols, x, 0, 1, null, 0, 1), `gemvRows ${rows}x${cols} ${name}`);
+          assert.equal(h.f32(pY + n * 4, 1)[0], 42, 'gemvRows wrote past y');
+          h.free(pI); h.free(pY);
+        }
+        h.free(pW); h.free(pX);
+      }
+    });
+
+    test('axpyRows: y += Σ coef[i] W[idx[i]]', () => {
+      let seed = 4000;
+      for (const [rows, cols] of GEMV_SIZES) {
+        const h = k.heap;
+        const w = randArray(rows * cols, seed++), y0 = randArray(cols, seed++);
+        const pW = h.alloc(w.length * 4), pY = h.alloc(cols * 4 + 4);
+        h.f32(pW, w.length).set(w);
+        for (const [name, idx] of indexCases(rows, seed++)) {
+          const n = idx.length;
+          const coef = randArray(n, seed++);
+          const pI = h.alloc(n * 4), pC = h.alloc(n * 4);
+          h.i32(pI, n).set(idx); h.f32(pC, n).set(coef);
+          h.f32(pY, cols).set(y0); h.f32(pY + cols * 4, 1)[0] = 42;
+          k.axpyRows(pW, cols, pI, pC, n, pY);
+          // Reference: y0 + Wsel^T coef, as a [cols] result of n terms.
+          const sel = new Float32Array(n * cols);
+          idx.forEach((row, i) => sel.set(w.subarray(row * cols, (row + 1) * cols), i * cols));
+          const ref = refGemm(true, false, cols, 1, n, sel, 0, cols, coef, 0, 1, y0, 0, 1);
+          checkClose(h.f32(pY, cols), ref, `axpyRows ${rows}x${cols} ${name}`);
+          assert.equal(h.f32(pY + cols * 4, 1)[0], 42, 'axpyRows wrote past y');
+          h.free(pI); h.free(pC);
+        }
+        h.free(pW); h.free(pY);
+      }
+    });
+
+    test('readBandwidth: returns the sum', () => {
+      for (const n of [0, 1, 7, 33, 100003]) {
+        const x = randArray(n, 5000 + n);
+        const p = k.heap.alloc(n * 4);
+        k.heap.f32(p, n).set(x);
+        let s = 0, m = 0;
+        for (const v of x) { s += v; m += Math.abs(v); }
+        checkClose([k.readBandwidth(p, n * 4)], { val: Float64Array.of(s), mag: Float64Array.of(m), terms: n }, `readBandwidth ${n}`);
+        k.heap.free(p);
+      }
+    });
+  });
+}
+
+test('heap: alignment, reuse after free, coalescing, growth, views', () => {
+  const k = createKernels({ threads: 1, blas: false });
+  try {
+    const h = k.heap;
+    const a = h.alloc(100), b = h.alloc(10, 256), c = h.alloc(1000);
+    assert.equal(a % 64, 0); assert.equal(b % 256, 0); assert.equal(c % 64, 0);
+    assert.ok(a !== 0 && b > a && c > b);
+    h.free(b);
+    assert.equal(h.alloc(10, 256), b, 'freed block is reused');
+    h.free(a); h.free(b);
+    const d = h.alloc(150); // fits in the coalesced a+b hole
+    assert.ok(d < c, 'coalesced hole is reused');
+    assert.throws(() => h.free(d + 4));
+    const before = h.memory.buffer.byteLength;
+    const big = h.alloc(before + 1024 * 1024);
+    assert.ok(h.memory.buffer.byteLength >= big + before + 1024 * 1024, 'memory grew');
+    const v = h.f32(big, 4); v.set([1, 2, 3, 4]);
+    assert.deepEqual(Array.from(h.f32(big, 4)), [1, 2, 3, 4]);
+    h.free(big); h.free(c); h.free(d);
+  } finally {
+    k.dispose();
+  }
+});
+
+test('dispose: later calls throw', () => {
+  const k = createKernels({ threads: 2, blas: false });
+  k.dispose();
+  assert.throws(() => k.gemv(0, 0, 0, 0, 0), /dispose/);
+  k.dispose(); // idempotent
+});
+
+test('options: bad thread counts are rejected', () => {
+  assert.throws(() => createKernels({ threads: 0 }), RangeError);
+  assert.throws(() => createKernels({ threads: 1.5 }), RangeError);
+});
+
+describe('cpu kernels, OpenBLAS path', () => {
+  for (const threads of [1, 2]) {
+    test(`gemm and matmul through cblas_sgemm, ${threads} thread(s)`, (t) => {
+      const k = createKernels({ threads });
+      try {
+        if (!k.blas) { t.skip('OpenBLAS or koffi not available'); return; }
+        let seed = 6000;
+        for (const [M, N, K] of GEMM_SIZES) {
+          for (const [tA, tB] of TRANS) {
+            const lda = (tA ? M : K) + 1, ldb = (tB ? K : N) + 2, ldc = N + 1;
+            const a = randArray(4 + (tA ? K : M) * lda, seed++), b = randArray(2 + (tB ? N : K) * ldb, seed++);
+            const c = randArray(M * ldc + 1, seed++);
+            k.matmul(tA, tB, M, N, K, a, 4, lda, b, 2, ldb, c, 1, ldc);
+            checkClose(block(c, 1, ldc, M, N), refGemm(tA, tB, M, N, K, a, 4, lda, b, 2, ldb, null, 0, ldc), `blas matmul ${M}x${N}x${K} ${tA} ${tB}`);
+            // Resident-pointer gemm with accumulate.
+            const h = k.heap;
+            const pA = h.alloc(a.length * 4), pB = h.alloc(b.length * 4), pC = h.alloc(c.length * 4);
+            h.f32(pA, a.length).set(a); h.f32(pB, b.length).set(b); h.f32(pC, c.length).set(c);
+            k.gemm(tA, tB, M, N, K, pA + 16, lda, pB + 8, ldb, pC + 4, ldc, true);
+            checkClose(block(h.f32(pC, c.length), 1, ldc, M, N), refGemm(tA, tB, M, N, K, a, 4, lda, b, 2, ldb, c, 1, ldc), `blas gemm acc ${M}x${N}x${K} ${tA} ${tB}`);
+            h.free(pA); h.free(pB); h.free(pC);
+          }
+        }
+      } finally {
+        k.dispose();
+      }
+    });
+  }
+});

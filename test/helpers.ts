@@ -1,0 +1,81 @@
+/**
+ * Test helpers: seeded random tensors, an allclose matcher whose message
+ * shows the worst element, and a float64 finite-difference gradient check.
+ */
+
+import assert from 'node:assert/strict';
+import {
+  Rng, Tensor, gradients, mul, noGrad, sum, tensor, type DType,
+} from '../src/index.js';
+import { sample } from '../src/tensor/random.js';
+import { numel } from '../src/tensor/shape.js';
+
+/** Deterministic normal data (not through the library's own random op, so tests of that op stay independent). */
+export function normalData(shape: readonly number[], seed: number, scale = 1): Float64Array {
+  const n = numel(shape);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = scale * sample('normal', seed, i, true);
+  return out;
+}
+
+export function randT(shape: readonly number[], seed: number, opts: { dtype?: DType; device?: string; requiresGrad?: boolean; scale?: number } = {}): Tensor {
+  return tensor(normalData(shape, seed, opts.scale ?? 1), shape, { dtype: opts.dtype ?? 'float64', device: opts.device ?? 'ref', requiresGrad: opts.requiresGrad });
+}
+
+/** Moves a tensor to another device/dtype (a leaf copy). */
+export function to(x: Tensor, device: string, dtype: DType = x.dtype, requiresGrad = false): Tensor {
+  return tensor(Float64Array.from(x.toArray()), x.shape, { device, dtype, requiresGrad });
+}
+
+/** |actual - expected| <= atol + rtol·|expected| elementwise, with shapes equal. */
+export function assertClose(actual: Tensor | ArrayLike<number>, expected: Tensor | ArrayLike<number>, rtol: number, atol: number, what = ''): void {
+  const a = actual instanceof Tensor ? actual.toArray() : actual;
+  const e = expected instanceof Tensor ? expected.toArray() : expected;
+  if (actual instanceof Tensor && expected instanceof Tensor) {
+    assert.deepEqual([...actual.shape], [...expected.shape], `${what}: shape`);
+  }
+  assert.equal(a.length, e.length, `${what}: length`);
+  let worst = -1;
+  let worstExcess = 0;
+  for (let i = 0; i < a.length; i++) {
+    const bothNaN = Number.isNaN(a[i]) && Number.isNaN(e[i]);
+    const same = a[i] === e[i]; // covers equal infinities
+    const excess = Math.abs(a[i] - e[i]) - (atol + rtol * Math.abs(e[i]));
+    if (!bothNaN && !same && !(excess <= 0) && (worst < 0 || excess > worstExcess)) { worst = i; worstExcess = excess; }
+  }
+  if (worst >= 0) {
+    assert.fail(`${what}: element ${worst}: got ${a[worst]}, expected ${e[worst]} (rtol ${rtol}, atol ${atol})`);
+  }
+}
+
+/**
+ * Central-difference gradient check in float64 of L = Σ f(inputs) ⊙ R for a
+ * fixed random R. h = 1e-6 gives truncation error O(h²·f''') ~ 1e-12 and
+ * rounding error O(eps/h) ~ 1e-10 relative to |L|; tolerances below are
+ * set from that, scaled by the size of L.
+ */
+export function gradCheck(name: string, f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opts: { h?: number; rtol?: number; device?: string } = {}): void {
+  const h = opts.h ?? 1e-6;
+  const leaves = inputs.map((x) => (x.dtype === 'int32' ? x : to(x, x.device, 'float64', true)));
+  const out = f(...leaves);
+  const R = randT(out.shape, 999, { device: out.device });
+  const L = sum(mul(out, R));
+  const wrt = leaves.filter((x) => x.requiresGrad);
+  const analytic = gradients(L, wrt);
+  const evalL = (xs: Tensor[]): number => noGrad(() => sum(mul(f(...xs), R)).item());
+  const scale = Math.max(1, Math.abs(L.item()));
+  wrt.forEach((x, w) => {
+    const base = Float64Array.from(x.toArray());
+    const numeric = new Float64Array(base.length);
+    for (let i = 0; i < base.length; i++) {
+      const probe = (delta: number): number => {
+        const d = base.slice();
+        d[i] += delta;
+        const xs = leaves.map((t) => (t === x ? tensor(d, x.shape, { dtype: 'float64', device: x.device }) : t));
+        return evalL(xs);
+      };
+      numeric[i] = (probe(h) - probe(-h)) / (2 * h);
+    }
+    assertClose(analytic[w], numeric, opts.rtol ?? 1e-5, 1e-6 * scale, `${name}: d/d(input ${leaves.indexOf(x)})`);
+  });
+}

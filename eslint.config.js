@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['build/**', 'node_modules/**', 'src/backends/cpu/assembly/**', 'test/fixtures/**', '**/*.py'] },
+  { ignores: ['build/**', 'node_modules/**', 'src/backends/cpu/assembly/**', 'dev/**/out/**', 'dev/**/assembly/**', 'test/fixtures/**', '**/*.py'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import {
-  Rng, Tensor, gradients, mul, noGrad, sum, tensor, type DType,
+  Tensor, gradients, mul, noGrad, sum, tensor, type DType,
 } from '../src/index.js';
 import { sample } from '../src/tensor/random.js';
 import { numel } from '../src/tensor/shape.js';

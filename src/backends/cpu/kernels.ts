@@ -244,7 +244,7 @@ class Kernels implements CpuKernels {
     const parts = par ? this.threads : 1;
     // Split the longer side: each thread packs its own copy of the other operand.
     if (M >= N) {
-      const b = split(M, parts, 6);
+      const b = split(M, parts, 4);
       for (let t = 0; t < parts; t++) this.range(t, b[t], b[t + 1], 0, N);
     } else {
       const b = split(N, parts, 8);

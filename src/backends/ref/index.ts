@@ -13,7 +13,7 @@ import type {
 } from '../backend.js';
 import { allocArray, dtypeOfArray, type DataArray, type DType } from '../../tensor/dtype.js';
 import { sample, type Distribution } from '../../tensor/random.js';
-import { contiguousStrides, elementOffsets, numel, type Shape } from '../../tensor/shape.js';
+import { contiguousStrides, elementOffsets, numel } from '../../tensor/shape.js';
 
 export function hostBuffer(backend: string, data: DataArray): HostBuffer {
   return { backend, dtype: dtypeOfArray(data), length: data.length, data };

@@ -10,9 +10,9 @@
 // Layout: float32 row-major; `ld*` arguments are row strides in elements.
 //
 // Performance notes (V8 on x64, Node 20, no FMA without flags):
-// - V8 gives us 15 usable xmm registers (xmm15 is its scratch). A 6x8 micro-tile
-//   needs 12 accumulators + 2 B vectors + 1 broadcast A; mul+add without FMA reuses
-//   the broadcast register for the second product.
+// - V8 gives us 15 usable xmm registers (xmm15 is its scratch). GEMM
+//   uses 4x8 micro-tiles: 8 accumulators + 2 B vectors + broadcasts and mul
+//   temporaries (no FMA: each product needs a temporary register).
 // - Matrix-vector kernels are memory-bound: they keep 4 weight rows in flight at once
 //   (4 independent streams for the prefetcher) with 8 accumulators.
 
@@ -177,7 +177,7 @@ export function axpyRows(pW: usize, cols: i32, pIdx: usize, pCoef: usize, n: i32
 // op(A)[i, k] = transA ? A[k*lda + i] : A[i*lda + k]; op(B)[k, j] = transB ? B[j*ldb + k] : B[k*ldb + j].
 // scratch (per thread, bytes): packed A block MC*KC floats, packed B block KC*NC floats,
 // then an MR*NR edge tile.  See GEMM_SCRATCH_BYTES.
-const MR = 6;
+const MR = 4;
 const NR = 8;
 const MC = 96;   // A block 96x256 floats = 96 KiB: lives in L2 (1 MiB on Zen 4)
 const KC = 256;  // B micro-panel 256x8 floats = 8 KiB: lives in L1 (32 KiB)
@@ -211,7 +211,6 @@ function packA(transA: bool, pA: usize, lda: i32, i: i32, p: i32, mc: i32, kc: i
       if (mr == MR) {
         for (let k = 0; k < kc; k++) {
           v128.store(d, v128.load(src));
-          store<u64>(d, load<u64>(src, 16), 16);
           src += ldab; d += MR * 4;
         }
       } else {
@@ -260,14 +259,15 @@ function packB(transB: bool, pB: usize, ldb: i32, p: i32, j: i32, kc: i32, nc: i
   }
 }
 
-// 6x8 micro-kernel: C tile (row stride ldcb bytes) (+)= Apanel[kc x 6]^T-ish · Bpanel[kc x 8].
-@inline function micro6x8(kc: i32, pa: usize, pb: usize, pc: usize, ldcb: usize, add: bool): void {
+// 4x8 micro-kernel: C[4, 8] tile (row stride ldcb bytes) (+)= sum_k a[k, 0..4] (x) b[k, 0..8]
+// where a is an A panel (4 floats per k) and b a B panel (8 floats per k).
+// 8 accumulators + 2 B vectors + 4 broadcasts/temporaries fit V8's 15 xmm registers
+// without spills (checked with --print-wasm-code); 6x8 needs 16 and spills (dev/gemm).
+function micro4x8(kc: i32, pa: usize, pb: usize, pc: usize, ldcb: usize, add: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
   let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-  let c40 = f32x4.splat(0), c41 = f32x4.splat(0);
-  let c50 = f32x4.splat(0), c51 = f32x4.splat(0);
   for (let k = 0; k < kc; k++) {
     const b0 = v128.load(pb);
     const b1 = v128.load(pb, 16);
@@ -279,32 +279,18 @@ function packB(transB: bool, pB: usize, ldb: i32, p: i32, j: i32, kc: i32, nc: i
     c20 = f32x4.add(c20, f32x4.mul(a, b0)); c21 = f32x4.add(c21, f32x4.mul(a, b1));
     a = v128.load32_splat(pa, 12);
     c30 = f32x4.add(c30, f32x4.mul(a, b0)); c31 = f32x4.add(c31, f32x4.mul(a, b1));
-    a = v128.load32_splat(pa, 16);
-    c40 = f32x4.add(c40, f32x4.mul(a, b0)); c41 = f32x4.add(c41, f32x4.mul(a, b1));
-    a = v128.load32_splat(pa, 20);
-    c50 = f32x4.add(c50, f32x4.mul(a, b0)); c51 = f32x4.add(c51, f32x4.mul(a, b1));
-    pa += 24; pb += 32;
+    pa += 16; pb += 32;
   }
   if (add) {
-    c00 = f32x4.add(c00, v128.load(pc)); c01 = f32x4.add(c01, v128.load(pc, 16)); 
-    v128.store(pc, c00); v128.store(pc, c01, 16); pc += ldcb;
-    c10 = f32x4.add(c10, v128.load(pc)); c11 = f32x4.add(c11, v128.load(pc, 16));
-    v128.store(pc, c10); v128.store(pc, c11, 16); pc += ldcb;
-    c20 = f32x4.add(c20, v128.load(pc)); c21 = f32x4.add(c21, v128.load(pc, 16));
-    v128.store(pc, c20); v128.store(pc, c21, 16); pc += ldcb;
-    c30 = f32x4.add(c30, v128.load(pc)); c31 = f32x4.add(c31, v128.load(pc, 16));
-    v128.store(pc, c30); v128.store(pc, c31, 16); pc += ldcb;
-    c40 = f32x4.add(c40, v128.load(pc)); c41 = f32x4.add(c41, v128.load(pc, 16));
-    v128.store(pc, c40); v128.store(pc, c41, 16); pc += ldcb;
-    c50 = f32x4.add(c50, v128.load(pc)); c51 = f32x4.add(c51, v128.load(pc, 16));
-    v128.store(pc, c50); v128.store(pc, c51, 16);
+    v128.store(pc, f32x4.add(c00, v128.load(pc))); v128.store(pc, f32x4.add(c01, v128.load(pc, 16)), 16); pc += ldcb;
+    v128.store(pc, f32x4.add(c10, v128.load(pc))); v128.store(pc, f32x4.add(c11, v128.load(pc, 16)), 16); pc += ldcb;
+    v128.store(pc, f32x4.add(c20, v128.load(pc))); v128.store(pc, f32x4.add(c21, v128.load(pc, 16)), 16); pc += ldcb;
+    v128.store(pc, f32x4.add(c30, v128.load(pc))); v128.store(pc, f32x4.add(c31, v128.load(pc, 16)), 16);
   } else {
     v128.store(pc, c00); v128.store(pc, c01, 16); pc += ldcb;
     v128.store(pc, c10); v128.store(pc, c11, 16); pc += ldcb;
     v128.store(pc, c20); v128.store(pc, c21, 16); pc += ldcb;
-    v128.store(pc, c30); v128.store(pc, c31, 16); pc += ldcb;
-    v128.store(pc, c40); v128.store(pc, c41, 16); pc += ldcb;
-    v128.store(pc, c50); v128.store(pc, c51, 16);
+    v128.store(pc, c30); v128.store(pc, c31, 16);
   }
 }
 
@@ -336,9 +322,9 @@ export function gemm(transA: bool, transB: bool, K: i32, pA: usize, lda: i32, pB
             const pa = packedA + (<usize>(ir * kc) << 2);
             const pc0 = pC + <usize>(ic + ir) * ldcb + (<usize>(jc + jr) << 2);
             if (mr == MR && nr == NR) {
-              micro6x8(kc, pa, pb, pc0, ldcb, add);
+              micro4x8(kc, pa, pb, pc0, ldcb, add);
             } else {
-              micro6x8(kc, pa, pb, tile, NR * 4, false);
+              micro4x8(kc, pa, pb, tile, NR * 4, false);
               for (let r = 0; r < mr; r++) {
                 const crow = pc0 + <usize>r * ldcb;
                 const trow = tile + (<usize>(r * NR) << 2);

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+/**
+ * The `sparselm` command. Each subcommand parses its flags (unknown flags are
+ * errors), runs, and reports failures as one clear line on stderr with exit
+ * code 1: a SparselmError's message names what was wrong; anything else is a
+ * bug and keeps its stack trace.
+ */
+
+import { Command, InvalidArgumentError } from 'commander';
+import { SparselmError } from '../tensor/errors.js';
+import { runDemo } from './demo.js';
+
+function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got '${value}'`);
+    return n;
+  };
+}
+
+const program = new Command()
+  .name('sparselm')
+  .description('Activation-sparse Transformer language models: train, analyse, decode.')
+  .showHelpAfterError()
+  .configureOutput({ outputError: (s, write) => write(s) });
+
+program
+  .command('demo')
+  .description('train a small byte-level MLP LM on the bundled sample, show its sparsity, generate text')
+  .option('--steps <n>', 'training steps', positiveInt('--steps'), 600)
+  .option('--batch <n>', 'sequences per step', positiveInt('--batch'), 128)
+  .option('--device <name>', 'ref or cpu', 'cpu')
+  .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
+  .option('--sample-bytes <n>', 'bytes of text to generate', positiveInt('--sample-bytes'), 200)
+  .action(async (o: { steps: number; batch: number; device: string; seed: number; sampleBytes: number }) => {
+    await runDemo(o);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof SparselmError) {
+    process.stderr.write(`sparselm: ${e.message}\n`);
+    process.exit(1);
+  }
+  throw e;
+}

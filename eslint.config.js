@@ -2,6 +2,7 @@
 // zero warnings allowed (npm test runs `eslint --max-warnings 0`).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['build/**', 'node_modules/**', 'src/backends/cpu/assembly/**', 'dev/**/out/**', 'dev/**/assembly/**', 'test/fixtures/**', '**/*.py'] },
@@ -17,6 +18,6 @@ export default tseslint.config(
   },
   {
     files: ['**/*.mjs', '**/*.js'],
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
+    languageOptions: { globals: globals.node },
   },
 );

@@ -11,7 +11,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, 'out');
 mkdirSync(out, { recursive: true });
 
-function variant(R, V) {
+function variant(R, V, P = 0) {
   const L = [];
   L.push(`export function readSum(p: usize, n: i32): f32 { let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   for (let i = 0; i < n; i += 32) { a0 = f32x4.add(a0, v128.load(p)); a1 = f32x4.add(a1, v128.load(p, 16)); a2 = f32x4.add(a2, v128.load(p, 32)); a3 = f32x4.add(a3, v128.load(p, 48));
@@ -22,7 +22,9 @@ function variant(R, V) {
   L.push(`  for (let r = r0; r + ${R} <= r1; r += ${R}) {`);
   L.push(`    const w0 = pW + <usize>r * rb;`);
   for (let i = 0; i < R; i++) for (let v = 0; v < V; v++) L.push(`    let a${i}_${v} = f32x4.splat(0);`);
+  if (P) L.push(`    let tch: u32 = 0; const lim: usize = rb - ${P};`);
   L.push(`    for (let o: usize = 0; o < rb; o += ${16 * V}) {`);
+  if (P) for (let i = 0; i < R; i++) L.push(`      tch ^= load<u32>(w0 + ${i} * rb + min<usize>(o + ${P}, lim));`);
   for (let v = 0; v < V; v++) L.push(`      const x${v} = v128.load(pX + o, ${16 * v});`);
   for (let i = 0; i < R; i++) for (let v = 0; v < V; v++) L.push(`      a${i}_${v} = f32x4.add(a${i}_${v}, f32x4.mul(v128.load(w0 + ${i} * rb + o, ${16 * v}), x${v}));`);
   L.push(`    }`);
@@ -30,6 +32,7 @@ function variant(R, V) {
     let e = `a${i}_0`; for (let v = 1; v < V; v++) e = `f32x4.add(${e}, a${i}_${v})`;
     L.push(`    { const s = ${e}; store<f32>(pY + (<usize>(r + ${i}) << 2), f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3)); }`);
   }
+  if (P) L.push(`    store<u32>(pY, tch ^ load<u32>(pY));`);
   L.push(`  }`);
   L.push(`}`);
   return L.join('\n');
@@ -37,11 +40,11 @@ function variant(R, V) {
 
 const rows = 11008, cols = 4096;
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]; };
-const variants = process.argv.slice(2).length ? process.argv.slice(2).map((s) => s.split('x').map(Number)) : [[1, 4], [2, 2], [2, 4], [4, 1], [4, 2], [4, 3], [6, 2], [8, 1]];
-for (const [R, V] of variants) {
-  const name = `gemv_r${R}_v${V}`;
+const variants = process.argv.slice(2).length ? process.argv.slice(2).map((s) => s.split(/[xp]/).map(Number)) : [[1, 4], [2, 2], [2, 4], [4, 1], [4, 2], [4, 3], [6, 2], [8, 1]];
+for (const [R, V, P] of variants) {
+  const name = `gemv_r${R}_v${V}_p${P ?? 0}`;
   const src = join(out, `${name}.ts`);
-  writeFileSync(src, variant(R, V));
+  writeFileSync(src, variant(R, V, P));
   const wasmFile = join(out, `${name}.wasm`);
   const { error, stderr } = await asc.main([src, '--outFile', wasmFile, '-O3', '--noAssert', '--runtime', 'stub', '--enable', 'simd',
     '--enable', 'threads', '--importMemory', '--sharedMemory', '--initialMemory', '16', '--maximumMemory', '65536', '--use', 'abort='], {});

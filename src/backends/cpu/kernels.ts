@@ -69,7 +69,8 @@ export interface CpuKernels {
 // microseconds, about the time to read 64K floats or do 2^19 flops.
 const PAR_MIN_FLOATS = 1 << 16;
 const PAR_MIN_FLOPS = 1 << 19;
-const WORKER_SPIN = 1 << 16;
+// Workers poll for 2 ms after each job before sleeping (costs that much CPU when idle).
+const WORKER_SPIN_MS = 2;
 const MAIN_SPIN = 1 << 20;
 
 let wasmModule: WasmModule | undefined;
@@ -128,7 +129,7 @@ class Kernels implements CpuKernels {
     warmUp(this.ex, this.heap);
     for (let t = 1; t < threads; t++) {
       const w = new Worker(new URL('./worker.js', import.meta.url), {
-        workerData: { module, memory, ctl: this.ctl, index: t, workers: threads - 1, scratch: this.scratch[t], spin: WORKER_SPIN },
+        workerData: { module, memory, ctl: this.ctl, index: t, workers: threads - 1, scratch: this.scratch[t], spinMs: WORKER_SPIN_MS },
       });
       w.unref();
       this.workers.push(w);

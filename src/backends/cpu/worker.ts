@@ -12,7 +12,7 @@ interface WorkerInit {
   index: number;    // thread index, 1..threads-1
   workers: number;  // threads - 1
   scratch: number;  // byte pointer of this thread's GEMM scratch
-  spin: number;     // polls of SEQ before sleeping in Atomics.wait
+  spinMs: number;   // how long to poll SEQ before sleeping in Atomics.wait
 }
 
 const init = workerData as WorkerInit;
@@ -24,9 +24,15 @@ const f64 = new Float64Array(init.memory.buffer, init.ctl, 512);
 let seen = 0;
 for (;;) {
   let s = Atomics.load(i32, SEQ);
-  // Spin a little first: the decoder issues ~100 calls per token, and waking from
-  // Atomics.wait costs tens of microseconds.
-  for (let k = 0; s === seen && k < init.spin; k++) s = Atomics.load(i32, SEQ);
+  // Poll for a while first: the decoder issues ~100 calls per token, and a wake from
+  // Atomics.wait costs 50-200 us on this VM (measured, docs/cpu-backend.md).
+  if (s === seen) {
+    const t0 = performance.now();
+    for (let k = 1; s === seen; k++) {
+      s = Atomics.load(i32, SEQ);
+      if ((k & 1023) === 0 && performance.now() - t0 > init.spinMs) break;
+    }
+  }
   while (s === seen) {
     Atomics.wait(i32, SEQ, seen);
     s = Atomics.load(i32, SEQ);

@@ -1,3 +1,4 @@
+// Needs out/probe.wasm from 02_x_window_probe.mjs; run from dev/gemv.
 // Probe 3: single W stream times an x window of xn floats (sequential, wrapping).
 import { readFileSync } from 'node:fs';
 const big = 512 << 20, w = 176 << 20;

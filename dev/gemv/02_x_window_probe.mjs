@@ -1,6 +1,7 @@
 // Probe: why matrix-vector streams slower than a plain read. Variants over one 176 MiB stream.
 import asc from 'assemblyscript/asc';
-import { writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+mkdirSync('out', { recursive: true });
 const src = `
 export function readSum(p: usize, n: i32): f32 { let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   for (let i = 0; i < n; i += 16) { a0 = f32x4.add(a0, v128.load(p)); a1 = f32x4.add(a1, v128.load(p, 16)); a2 = f32x4.add(a2, v128.load(p, 32)); a3 = f32x4.add(a3, v128.load(p, 48)); p += 64; }

@@ -1,7 +1,9 @@
+// Needs out/probe.wasm from 02_x_window_probe.mjs; run from dev/gemv.
 // Lab: column-blocked gemv (x chunk of CB floats stays in L1; measured above that an x
 // window > 4 KiB halves the stream rate here), R rows at a time, partial sums kept in y.
 import asc from 'assemblyscript/asc';
-import { writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+mkdirSync('out', { recursive: true });
 function variant(R, CB) {
   const L = [];
   L.push(`export function gemv(pW: usize, cols: i32, pX: usize, pY: usize, r0: i32, r1: i32): void {`);

@@ -4,9 +4,7 @@
  * dropout and the noise a Sparse FF layer draws in training.
  */
 
-import {
-  add, div, lt, matmul, mul, permute, reshape, slice, sub, unsqueeze, concat, where, log, neg,
-} from '../ops/index.js';
+import { add, div, lt, matmul, mul, permute, reshape, unsqueeze, where, log, neg } from '../ops/index.js';
 import { tensor, rand } from '../tensor/create.js';
 import type { Rng } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -28,32 +26,33 @@ export function factoredDense(x: Tensor, D: Tensor, E: Tensor, beta: Tensor | nu
 
 /**
  * Rotary position embedding, llama.cpp's NORM form: within each head the
- * adjacent pair (2i, 2i+1) at position p rotates by p·base^(-2i/hd).
+ * adjacent pair (2i, 2i+1) at position p rotates by θ = p·base^(-2i/hd):
+ * (a, b) -> (a·cos θ - b·sin θ, a·sin θ + b·cos θ).
+ * Written as x ⊙ cos + (x·R) ⊙ sin, where R maps each pair (a, b) to (-b, a):
+ * two elementwise products and one small matmul, with no size-1 axes.
  * x [..., T, hd]; positions start at `offset` (tokens already in the cache).
  */
 export function rope(x: Tensor, offset: number, base: number): Tensor {
   const T = x.shape[x.rank - 2];
   const hd = x.shape[x.rank - 1];
-  const half = hd / 2;
-  const cosData = new Float64Array(T * half);
-  const sinData = new Float64Array(T * half);
+  const cosData = new Float64Array(T * hd);
+  const sinData = new Float64Array(T * hd);
   for (let t = 0; t < T; t++) {
-    for (let i = 0; i < half; i++) {
+    for (let i = 0; i < hd / 2; i++) {
       const angle = (offset + t) * Math.pow(base, (-2 * i) / hd);
-      cosData[t * half + i] = Math.cos(angle);
-      sinData[t * half + i] = Math.sin(angle);
+      cosData[t * hd + 2 * i] = cosData[t * hd + 2 * i + 1] = Math.cos(angle);
+      sinData[t * hd + 2 * i] = sinData[t * hd + 2 * i + 1] = Math.sin(angle);
     }
   }
+  const rot = new Float64Array(hd * hd); // R [hd, hd]: (x·R)[2i] = -x[2i+1], (x·R)[2i+1] = x[2i]
+  for (let i = 0; i < hd / 2; i++) {
+    rot[(2 * i + 1) * hd + 2 * i] = -1;
+    rot[2 * i * hd + 2 * i + 1] = 1;
+  }
   const opts = { dtype: x.dtype, device: x.backend };
-  const cos = tensor(cosData, [T, half], opts);
-  const sin = tensor(sinData, [T, half], opts);
-  const pairs = reshape(x, [...x.shape.slice(0, -1), half, 2]); // [..., T, hd/2, 2]
-  const lead = pairs.shape.slice(0, -1);
-  const a = reshape(slice(pairs, lead.map(() => 0).concat([0]), [...lead, 1]), lead); // [..., T, hd/2]
-  const b = reshape(slice(pairs, lead.map(() => 0).concat([1]), [...lead, 2]), lead);
-  const ra = sub(mul(a, cos), mul(b, sin));
-  const rb = add(mul(a, sin), mul(b, cos));
-  return reshape(concat([unsqueeze(ra, -1), unsqueeze(rb, -1)], -1), x.shape);
+  const cos = tensor(cosData, [T, hd], opts);
+  const sin = tensor(sinData, [T, hd], opts);
+  return add(mul(x, cos), mul(matmul(x, tensor(rot, [hd, hd], opts)), sin));
 }
 
 /** Inverted dropout: zero each entry with probability p, scale the rest by 1/(1-p). */

@@ -13,13 +13,15 @@
  *   any strided layout, with a flat loop when everything is contiguous;
  * - reductions over any axis (outer × axis × inner loops on contiguous data);
  * - top-k by a bounded heap per row (O(n log k) instead of a full sort).
- * gather, scatterAdd, pad, cast and random use the reference kernels.
+ * - zero padding, line by line.
+ * gather, scatterAdd, cast and random use the reference kernels.
  *
  * Every kernel here is tested against the reference in test/backends.test.ts.
  */
 
 import type { Backend, HostBuffer, KernelName, Kernels, View } from '../backend.js';
-import { binaryFn, compareFn, hostBuffer, topkBefore, unaryFn } from '../ref/index.js';
+import { hostBuffer, topkBefore } from '../ref/index.js';
+import { binaryLine, compareLine, unaryLine, type BinaryLine } from './loops.js';
 import { allocArray, type DataArray, type DType } from '../../tensor/dtype.js';
 import { contiguousStrides, isContiguous, numel, type Layout } from '../../tensor/shape.js';
 import { createKernels, type CpuKernels } from './kernels.js';
@@ -36,26 +38,56 @@ function flat(v: View<HostBuffer>): boolean {
 }
 
 /**
- * Calls body(offsets, n, strides) once per innermost line of `shape`:
- * offsets[j] is layout j's offset of the line's first element, strides[j] its
- * step along the line. Rank 0 is one line of length 1.
+ * Merges axes that every layout walks contiguously (stride[k] = stride[k+1]·shape[k+1])
+ * and drops size-1 axes, so lines are as long as the layouts allow: a copy of a
+ * [.., 32, 1] view becomes one loop of 32·.. elements instead of lines of one.
  */
-function forEachLine(shape: readonly number[], layouts: readonly Layout[], body: (offsets: number[], n: number, strides: number[]) => void): void {
-  const rank = shape.length;
+function coalesce(shape: readonly number[], layouts: readonly Layout[]): { shape: number[]; strides: number[][] } {
+  const outShape: number[] = [];
+  const outStrides: number[][] = layouts.map(() => []);
+  for (let ax = 0; ax < shape.length; ax++) {
+    if (shape[ax] === 1) continue;
+    const last = outShape.length - 1;
+    if (last >= 0 && layouts.every((l, j) => outStrides[j][last] === l.strides[ax] * shape[ax])) {
+      outShape[last] *= shape[ax];
+      layouts.forEach((l, j) => { outStrides[j][last] = l.strides[ax]; });
+    } else {
+      outShape.push(shape[ax]);
+      layouts.forEach((l, j) => outStrides[j].push(l.strides[ax]));
+    }
+  }
+  return { shape: outShape, strides: outStrides };
+}
+
+/**
+ * Calls body(offsets, n, strides) once per innermost line of `shape` (after
+ * coalescing): offsets[j] is layout j's offset of the line's first element,
+ * strides[j] its step along the line. Lines come in row-major order.
+ */
+function forEachLine(fullShape: readonly number[], layouts: readonly Layout[], body: (offsets: number[], n: number, strides: number[]) => void, lineIsLastAxis = false): void {
   const offsets = layouts.map((l) => l.offset);
+  if (numel(fullShape) === 0) return;
+  let { shape, strides } = coalesce(fullShape, layouts);
+  if (lineIsLastAxis) {
+    // Lines must be exactly the last axis (top-k works per row): coalesce only the axes before it.
+    const r = fullShape.length;
+    const outer = coalesce(fullShape.slice(0, r - 1), layouts.map((l) => ({ ...l, shape: l.shape.slice(0, r - 1), strides: l.strides.slice(0, r - 1) })));
+    shape = [...outer.shape, fullShape[r - 1]];
+    strides = outer.strides.map((st, j) => [...st, layouts[j].strides[r - 1]]);
+  }
+  const rank = shape.length;
   if (rank === 0) { body(offsets, 1, layouts.map(() => 0)); return; }
-  if (numel(shape) === 0) return;
   const n = shape[rank - 1];
-  const inner = layouts.map((l) => l.strides[rank - 1]);
+  const inner = strides.map((s) => s[rank - 1]);
   const lines = numel(shape) / n;
   const idx = new Array<number>(rank - 1).fill(0);
   for (let line = 0; line < lines; line++) {
     body(offsets, n, inner);
     for (let ax = rank - 2; ax >= 0; ax--) {
       idx[ax]++;
-      for (let j = 0; j < layouts.length; j++) offsets[j] += layouts[j].strides[ax];
+      for (let j = 0; j < layouts.length; j++) offsets[j] += strides[j][ax];
       if (idx[ax] < shape[ax]) break;
-      for (let j = 0; j < layouts.length; j++) offsets[j] -= layouts[j].strides[ax] * shape[ax];
+      for (let j = 0; j < layouts.length; j++) offsets[j] -= strides[j][ax] * shape[ax];
       idx[ax] = 0;
     }
   }
@@ -77,53 +109,46 @@ function rowMajor(x: View<HostBuffer>): { data: DataArray; start: number } {
 }
 
 function makeCpuKernels(getKernels: () => CpuKernels): Partial<Kernels<HostBuffer>> {
-  const map3 = (a: View<HostBuffer>, b: View<HostBuffer>, r: DataArray, f: (p: number, q: number) => number): void => {
+  /** out = line(a, b) over equal-shaped views, one innermost line at a time (one line when both are flat). */
+  const map2 = (a: View<HostBuffer>, b: View<HostBuffer>, r: DataArray, line: BinaryLine): void => {
     const ad = a.buffer.data;
     const bd = b.buffer.data;
-    if (flat(a) && flat(b)) {
-      const ao = a.layout.offset;
-      const bo = b.layout.offset;
-      for (let i = 0; i < r.length; i++) r[i] = f(ad[ao + i], bd[bo + i]);
-      return;
-    }
+    if (flat(a) && flat(b)) { line(r, 0, ad, a.layout.offset, 1, bd, b.layout.offset, 1, r.length); return; }
     let o = 0;
     forEachLine(a.layout.shape, [a.layout, b.layout], ([ao, bo], n, [as, bs]) => {
-      for (let i = 0; i < n; i++) r[o++] = f(ad[ao + i * as], bd[bo + i * bs]);
+      line(r, o, ad, ao, as, bd, bo, bs, n);
+      o += n;
     });
   };
 
   return {
     unary(op, x) {
-      const f = unaryFn(op);
+      const line = unaryLine(op);
       const r = out(x.buffer.dtype, numel(x.layout.shape));
       const d = x.buffer.data;
-      if (op === 'exp' || op === 'neg') {
-        // The two hottest unary ops get loops without the function call.
-        const { data, start } = rowMajor(x);
-        if (op === 'exp') for (let i = 0; i < r.length; i++) r.data[i] = Math.exp(data[start + i]);
-        else for (let i = 0; i < r.length; i++) r.data[i] = -data[start + i];
-        return r;
-      }
+      if (flat(x)) { line(r.data, 0, d, x.layout.offset, 1, r.length); return r; }
       let o = 0;
-      forEachLine(x.layout.shape, [x.layout], ([off], n, [s]) => {
-        for (let i = 0; i < n; i++) r.data[o++] = f(d[off + i * s]);
-      });
+      forEachLine(x.layout.shape, [x.layout], ([off], n, [s]) => { line(r.data, o, d, off, s, n); o += n; });
       return r;
     },
     binary(op, a, b) {
       const r = out(a.buffer.dtype, numel(a.layout.shape));
-      map3(a, b, r.data, binaryFn(op, a.buffer.dtype));
+      map2(a, b, r.data, binaryLine(op, a.buffer.dtype === 'int32'));
       return r;
     },
     compare(op, a, b) {
       const r = out('int32', numel(a.layout.shape));
-      const f = compareFn(op);
-      map3(a, b, r.data, (p, q) => (f(p, q) ? 1 : 0));
+      map2(a, b, r.data, compareLine(op));
       return r;
     },
     where(cond, a, b) {
       const r = out(a.buffer.dtype, numel(a.layout.shape));
       const [cd, ad, bd] = [cond.buffer.data, a.buffer.data, b.buffer.data];
+      if (flat(cond) && flat(a) && flat(b)) {
+        const [co, ao, bo] = [cond.layout.offset, a.layout.offset, b.layout.offset];
+        for (let i = 0; i < r.length; i++) r.data[i] = cd[co + i] !== 0 ? ad[ao + i] : bd[bo + i];
+        return r;
+      }
       let o = 0;
       forEachLine(a.layout.shape, [cond.layout, a.layout, b.layout], ([co, ao, bo], n, [cs, as, bs]) => {
         for (let i = 0; i < n; i++) r.data[o++] = cd[co + i * cs] !== 0 ? ad[ao + i * as] : bd[bo + i * bs];
@@ -138,6 +163,17 @@ function makeCpuKernels(getKernels: () => CpuKernels): Partial<Kernels<HostBuffe
       const { data, start } = rowMajor(x);
       const r = out(x.buffer.dtype, outer * inner);
       // Float accumulation in a Float64Array row, rounded once on store (as in ref).
+      if (inner === 1) {
+        // Reducing the last axis: one running scalar per row.
+        for (let o = 0; o < outer; o++) {
+          const base = start + o * n;
+          let acc = op === 'sum' ? 0 : -Infinity;
+          if (op === 'sum') for (let j = 0; j < n; j++) acc += data[base + j];
+          else for (let j = 0; j < n; j++) { const v = data[base + j]; if (!(acc >= v) && !Number.isNaN(acc)) acc = v; }
+          r.data[o] = acc;
+        }
+        return r;
+      }
       const acc = new Float64Array(inner);
       for (let o = 0; o < outer; o++) {
         acc.fill(op === 'sum' ? 0 : -Infinity);
@@ -234,10 +270,23 @@ function makeCpuKernels(getKernels: () => CpuKernels): Partial<Kernels<HostBuffe
           siftDown(0);
         }
         row++;
-      });
+      }, true);
       return [values, indices];
     },
     copy: (x) => hostBuffer(NAME, contiguousCopy(x)),
+    pad(x, pads) {
+      const shape = x.layout.shape;
+      const outShape = shape.map((d, i) => d + pads[i][0] + pads[i][1]);
+      const r = out(x.buffer.dtype, numel(outShape));
+      // The unpadded region of the output, as a layout, filled by a strided copy.
+      const strides = contiguousStrides(outShape);
+      const region: Layout = { shape, strides, offset: pads.reduce((o, [before], i) => o + before * strides[i], 0) };
+      const d = x.buffer.data;
+      forEachLine(shape, [x.layout, region], ([xo, ro], n, [xs, rs]) => {
+        for (let i = 0; i < n; i++) r.data[ro + i * rs] = d[xo + i * xs];
+      });
+      return r;
+    },
   };
 }
 
@@ -280,7 +329,7 @@ function matmulF64(A: MatOperand, B: MatOperand, ao: number, bo: number, M: numb
   }
 }
 
-const OWN: ReadonlySet<KernelName> = new Set<KernelName>(['unary', 'binary', 'compare', 'where', 'reduce', 'matmul', 'topk', 'copy']);
+const OWN: ReadonlySet<KernelName> = new Set<KernelName>(['unary', 'binary', 'compare', 'where', 'reduce', 'matmul', 'topk', 'copy', 'pad']);
 
 export interface CpuBackendOptions { threads?: number; blas?: boolean }
 

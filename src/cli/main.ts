@@ -9,6 +9,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { SparselmError } from '../tensor/errors.js';
 import { runDemo } from './demo.js';
+import { addTrainCommands } from './train.js';
 
 function positiveInt(name: string) {
   return (value: string): number => {
@@ -35,6 +36,8 @@ program
   .action(async (o: { steps: number; batch: number; device: string; seed: number; sampleBytes: number }) => {
     await runDemo(o);
   });
+
+addTrainCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -83,6 +83,57 @@ function pick(rows: number, n: number, seed: number): Int32Array {
 
 interface Row { name: string; cells: Map<number, string[]> }
 
+/** One matrix-vector row of the table: kernel GB/s, ceiling GB/s, ratio (medians). */
+export interface MatVecResult { name: string; gbs: number; ceiling: number; ratio: number; pairedRatio: number }
+
+/**
+ * Matrix-vector kernels on `k` against the read ceiling, interleaved: each repetition
+ * reads the 512 MiB buffer (timed: the ceiling sample; it also evicts W from the
+ * caches), then runs the kernel once on cold W (timed). Repetition 0 is a warm-up.
+ * Returns medians; `pairedRatio` is the median of the per-repetition ratios.
+ */
+export function runMatVec(k: CpuKernels, reps: number, log: (line: string) => void = console.log): MatVecResult[] {
+  const h = k.heap;
+  const ceilBytes = 512 * 1024 * 1024;
+  const pBig = h.alloc(ceilBytes);
+  fill(h.f32(pBig, ceilBytes / 4), 3);
+  const maxRows = 11008;
+  const pW = h.alloc(maxRows * COLS * 4), pX = h.alloc(COLS * 4), pY = h.alloc(maxRows * 4);
+  const pI = h.alloc(maxRows * 4), pC = h.alloc(maxRows * 4);
+  fill(h.f32(pW, maxRows * COLS), 4); fill(h.f32(pX, COLS), 5); fill(h.f32(pC, maxRows), 6);
+  const ceilAll: number[] = [];
+  const results: MatVecResult[] = [];
+  let sink = 0;
+  GEMVS.forEach((c, ci) => {
+    const n = c.kind === 'gemv' ? c.rows : Math.floor(c.rows / c.frac);
+    const bytes = n * COLS * 4;
+    const ceil: number[] = [], got: number[] = [], ratio: number[] = [];
+    for (let r = 0; r < reps + 1; r++) {
+      h.i32(pI, n).set(c.frac === 1 ? Int32Array.from({ length: n }, (_, i) => i) : pick(c.rows, n, 1000 * ci + r));
+      let t0 = performance.now();
+      sink += k.readBandwidth(pBig, ceilBytes);
+      const tc = performance.now() - t0;
+      t0 = performance.now();
+      if (c.kind === 'gemv') k.gemv(pW, c.rows, COLS, pX, pY);
+      else if (c.kind === 'gemvRows') k.gemvRows(pW, COLS, pI, n, pX, pY);
+      else k.axpyRows(pW, COLS, pI, pC, n, pY);
+      const tk = performance.now() - t0;
+      if (r === 0) continue; // first repetition: warm-up
+      ceil.push(ceilBytes / tc / 1e6);
+      got.push(bytes / tk / 1e6);
+      ratio.push(tc / ceilBytes * bytes / tk);
+    }
+    ceilAll.push(...ceil);
+    const g = median(got), rc = median(ceil);
+    results.push({ name: c.name, gbs: g, ceiling: rc, ratio: g / rc, pairedRatio: median(ratio) });
+    log(`  ${k.threads} thr  ${c.name.padEnd(28)} ${g.toFixed(1).padStart(6)} GB/s   read ceiling ${rc.toFixed(1)} GB/s   ` +
+      `${((100 * g) / rc).toFixed(0)}% (paired ${(100 * median(ratio)).toFixed(0)}%)`);
+  });
+  log(`  ${k.threads} thr  read ceiling (512 MiB, all samples): median ${median(ceilAll).toFixed(1)} GB/s  (checksum ${sink.toExponential(3)})`);
+  h.free(pBig); h.free(pW); h.free(pX); h.free(pY); h.free(pI); h.free(pC);
+  return results;
+}
+
 export function runOps(opts: OpsOptions): void {
   const { threads, reps } = opts;
   console.log(`ops: threads ${threads.join(',')}, ${reps} repetitions, medians; node ${process.version}`);
@@ -92,41 +143,9 @@ export function runOps(opts: OpsOptions): void {
   for (const T of threads) {
     // --- matrix-vector, against the read ceiling ---
     const k = createKernels({ threads: T, blas: false });
-    const h = k.heap;
-    const ceilBytes = 512 * 1024 * 1024;
-    const pBig = h.alloc(ceilBytes);
-    fill(h.f32(pBig, ceilBytes / 4), 3);
-    const maxRows = 11008;
-    const pW = h.alloc(maxRows * COLS * 4), pX = h.alloc(COLS * 4), pY = h.alloc(maxRows * 4);
-    const pI = h.alloc(maxRows * 4), pC = h.alloc(maxRows * 4);
-    fill(h.f32(pW, maxRows * COLS), 4); fill(h.f32(pX, COLS), 5); fill(h.f32(pC, maxRows), 6);
-    const ceilAll: number[] = [];
-    let sink = 0;
-    GEMVS.forEach((c, ci) => {
-      const n = c.kind === 'gemv' ? c.rows : Math.floor(c.rows / c.frac);
-      const bytes = n * COLS * 4;
-      const ceil: number[] = [], got: number[] = [];
-      for (let r = 0; r < reps + 1; r++) {
-        h.i32(pI, n).set(c.frac === 1 ? Int32Array.from({ length: n }, (_, i) => i) : pick(c.rows, n, 1000 * ci + r));
-        let t0 = performance.now();
-        sink += k.readBandwidth(pBig, ceilBytes);
-        const tc = performance.now() - t0;
-        t0 = performance.now();
-        if (c.kind === 'gemv') k.gemv(pW, c.rows, COLS, pX, pY);
-        else if (c.kind === 'gemvRows') k.gemvRows(pW, COLS, pI, n, pX, pY);
-        else k.axpyRows(pW, COLS, pI, pC, n, pY);
-        const tk = performance.now() - t0;
-        if (r === 0) continue; // first repetition: warm-up
-        ceil.push(ceilBytes / tc / 1e6);
-        got.push(bytes / tk / 1e6);
-      }
-      ceilAll.push(...ceil);
-      const g = median(got), rc = median(ceil);
-      mv[ci].cells.set(T, [g.toFixed(1), rc.toFixed(1), `${((100 * g) / rc).toFixed(0)}%`]);
-      console.log(`  ${T} thr  ${c.name.padEnd(28)} ${g.toFixed(1).padStart(6)} GB/s   read ceiling ${rc.toFixed(1)} GB/s   ${((100 * g) / rc).toFixed(0)}%`);
+    runMatVec(k, reps).forEach((res, ci) => {
+      mv[ci].cells.set(T, [res.gbs.toFixed(1), res.ceiling.toFixed(1), `${(100 * res.ratio).toFixed(0)}%`]);
     });
-    console.log(`  ${T} thr  read ceiling (512 MiB, all samples): median ${median(ceilAll).toFixed(1)} GB/s  (checksum ${sink.toExponential(3)})`);
-    h.free(pBig); h.free(pW); h.free(pX); h.free(pY); h.free(pI); h.free(pC);
 
     // --- matmul: wasm first, then BLAS (its threads spin for a while after each call) ---
     MATMULS.forEach((c, ci) => {

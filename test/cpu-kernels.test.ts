@@ -163,7 +163,10 @@ for (const threads of [1, 2]) {
       assert.throws(() => k.matmul(false, false, 2, 2, 3, a, 0, 3, b, 0, 2, c, 0, 2), RangeError);
     });
 
-    const GEMV_SIZES: [number, number][] = [[1, 1], [3, 5], [7, 33], [65, 129], [4, 8], [1000, 257], [129, 1000]];
+    // Rows around the 8-row groups (7, 8, 9, 15, 17, 23, 65), columns around the 4-float
+    // vectors (1, 3, 5, 33, 257, 4097 ...), and calls large enough to split across threads.
+    const GEMV_SIZES: [number, number][] = [[1, 1], [3, 5], [7, 33], [65, 129], [4, 8], [1000, 257], [129, 1000],
+      [8, 4], [9, 3], [15, 17], [17, 16], [23, 4097], [64, 1031], [200, 1024]];
 
     test('gemv: y = W x', () => {
       let seed = 2000;
@@ -190,6 +193,9 @@ for (const threads of [1, 2]) {
         ['duplicates', [0, 0, second, rows - 1, rows - 1, second, 0]],
         ['random sorted', sorted.length > 0 ? sorted : [0]],
         ['all rows', Array.from({ length: rows }, (_, i) => i)],
+        ['descending', Array.from({ length: rows }, (_, i) => rows - 1 - i)],
+        ['last row in a full group of 8, then a tail', [...Array.from({ length: 8 }, (_, i) => Math.max(0, rows - 1 - i)), 0, rows - 1]],
+        ['first and last in every slot of 17', Array.from({ length: 17 }, (_, i) => (i % 2 === 0 ? 0 : rows - 1))],
         ['empty', []],
       ];
     }

@@ -27,13 +27,12 @@ const program = new Command()
 
 program
   .command('demo')
-  .description('train a small byte-level MLP LM on the bundled sample, show its sparsity, generate text')
-  .option('--steps <n>', 'training steps', positiveInt('--steps'), 600)
-  .option('--batch <n>', 'sequences per step', positiveInt('--batch'), 128)
-  .option('--device <name>', 'ref or cpu', 'cpu')
+  .description('train a small Sparse FF language model on the bundled sample, show its sparsity, generate text')
+  .option('--steps <n>', 'training steps', positiveInt('--steps'), 300)
+  .option('--out <dir>', 'run directory (default: a new temporary directory)')
   .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
-  .option('--sample-bytes <n>', 'bytes of text to generate', positiveInt('--sample-bytes'), 200)
-  .action(async (o: { steps: number; batch: number; device: string; seed: number; sampleBytes: number }) => {
+  .option('--max-tokens <n>', 'tokens (bytes) of text to generate', positiveInt('--max-tokens'), 64)
+  .action(async (o: { steps: number; out?: string; seed: number; maxTokens: number }) => {
     await runDemo(o);
   });
 

@@ -1,20 +1,32 @@
 // The part of the CPU kernel library that runs on every thread: the control block
-// layout in shared memory and `runShare`, which executes one thread's share of a job.
+// layout in shared memory, `runShare` (one thread's static share of a job) and
+// `runChunks` (claim and run chunks of a job until none are left).
 //
-// Protocol (main thread = thread 0, workers 1..T-1): the main thread writes the op,
-// its arguments and every thread's range into the control block, sets DONE = 0 and
-// bumps SEQ (Atomics, so the plain writes before it are visible to whoever reads SEQ),
-// then Atomics.notify(SEQ). Each worker waits for SEQ to change (spinning briefly,
-// then Atomics.wait), runs its share, and Atomics.add(DONE, 1). The main thread runs
-// share 0 and waits for DONE = T-1. Every worker takes part in every dispatched job
-// (possibly with an empty range), so no worker can fall a job behind.
+// Protocol (main thread = thread 0, workers 1..T-1). SEQ holds (job counter << 4) | op
+// and is the only word a worker waits on; the op travels inside it, so a worker never
+// pairs one job's SEQ with another job's op.
+// - Static jobs (gemm, exit): the main thread writes the arguments and every thread's
+//   range, sets DONE = 0, stores SEQ and notifies. Each worker runs its share and adds
+//   1 to DONE; the main thread runs share 0 and waits for DONE = T-1. The main thread
+//   never posts a job before every worker finished the previous static one.
+// - Chunked jobs (matrix-vector kernels, read ceiling): the work is cut into NCHUNKS
+//   chunks. NEXT holds (tag << 20) | next chunk, tag = job counter mod 2^11. The main
+//   thread first stores NEXT = tag << 20 (from then on no claim of an older job can
+//   succeed), then the arguments, NCHUNKS, COMPLETE = 0, then SEQ. Every thread
+//   (main included) claims chunks by compare-exchange on NEXT, only while the tag is
+//   its job's, runs them and adds 1 to COMPLETE; the main thread returns when
+//   COMPLETE = NCHUNKS. A worker that wakes late finds nothing to claim and costs
+//   nothing; one that is descheduled holds up at most the chunk it claimed. Arguments
+//   stay valid while any chunk is unfinished, and a claim is made before they are read.
 
 /** Exports of build/wasm/kernels.wasm (see src/backends/cpu/assembly/kernels.ts). */
 export interface KernelExports {
   readSum(p: number, n: number): number;
   gemv(pW: number, cols: number, pX: number, pY: number, r0: number, r1: number): void;
   gemvRows(pW: number, cols: number, pIdx: number, pX: number, pY: number, i0: number, i1: number): void;
-  axpyRows(pW: number, cols: number, pIdx: number, pCoef: number, n: number, pY: number, c0: number, c1: number): void;
+  axpyRows(pW: number, cols: number, pIdx: number, pCoef: number, pY: number, i0: number, i1: number): void;
+  zero(pY: number, n: number): void;
+  addTo(pY: number, p: number, n: number): void;
   gemmScratchBytes(): number;
   gemm(transA: number, transB: number, K: number, pA: number, lda: number, pB: number, ldb: number,
     pC: number, ldc: number, accumulate: number, i0: number, i1: number, j0: number, j1: number, scratch: number): void;
@@ -26,42 +38,96 @@ export const MAX_THREADS = 64;
 // Int32 indices (each on its own cache line).
 export const SEQ = 0;
 export const DONE = 16;
-export const OP = 32;
 export const ERR = 48;
+export const NEXT = 768;      // byte 3072
+export const COMPLETE = 784;  // byte 3136
+export const NCHUNKS = 800;   // byte 3200
 // Float64 indices.
 export const ARGS = 256 / 8;     // 32 arguments
 export const RANGES = 512 / 8;   // 4 per thread: lo0, hi0, lo1, hi1
 export const RESULTS = 2560 / 8; // 1 per thread
 
 export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6 } as const;
+export const TAG_BITS = 11;
+export const CHUNK_BITS = 20;
+const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
 
-/** Run thread t's share of the job described in the control block. */
-export function runShare(ex: KernelExports, i32: Int32Array, f64: Float64Array, t: number, scratch: number): void {
+/** Ops that are cut into chunks claimed from NEXT (the others use static ranges). */
+export function isChunked(op: number): boolean {
+  return op === Op.Gemv || op === Op.GemvRows || op === Op.AxpyRows || op === Op.Read;
+}
+
+/** Run thread t's static share of the job `op` described in the control block. */
+export function runShare(ex: KernelExports, op: number, f64: Float64Array, t: number, scratch: number): void {
   const a = ARGS;
   const r = RANGES + 4 * t;
   const lo = f64[r], hi = f64[r + 1];
-  switch (i32[OP]) {
+  if (op !== Op.Gemm) throw new Error(`cpu kernels: unknown op ${op}`);
+  const j0 = f64[r + 2], j1 = f64[r + 3];
+  if (hi > lo && j1 > j0) {
+    ex.gemm(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], f64[a + 5], f64[a + 6],
+      f64[a + 7], f64[a + 8], f64[a + 9], lo, hi, j0, j1, scratch);
+  }
+}
+
+// Argument slots of chunked jobs: ARGS+0 .. +5 op-specific, then:
+export const A_N = 8;      // items (rows, indices or floats)
+export const A_CHUNK = 9;  // items per chunk
+export const A_PART = 10;  // axpyRows: byte pointer of the partial ys of threads 1.., and
+export const A_PSTRIDE = 11; //         the byte stride between them
+
+/**
+ * Claim and run chunks of chunked job `tag` on thread t until none are left (or the
+ * job is no longer current). Returns the number of chunks this thread ran. Errors in
+ * a chunk are recorded (ERR) and the chunk still counts as complete.
+ */
+export function runChunks(ex: KernelExports, op: number, tag: number, i32: Int32Array, f64: Float64Array, t: number): number {
+  let ran = 0;
+  for (;;) {
+    const v = Atomics.load(i32, NEXT);
+    if (v >>> CHUNK_BITS !== tag) return ran;
+    const c = v & CHUNK_MASK;
+    const chunks = Atomics.load(i32, NCHUNKS);
+    if (c >= chunks) return ran;
+    if (Atomics.compareExchange(i32, NEXT, v, v + 1) !== v) continue;
+    try {
+      runChunk(ex, op, f64, t, c, ran === 0);
+    } catch (e) {
+      Atomics.store(i32, ERR, 1);
+      if (t > 0) console.error('sparselm cpu worker:', e);
+    }
+    ran++;
+    if (Atomics.add(i32, COMPLETE, 1) + 1 === chunks && t > 0) Atomics.notify(i32, COMPLETE);
+  }
+}
+
+function runChunk(ex: KernelExports, op: number, f64: Float64Array, t: number, c: number, first: boolean): void {
+  const a = ARGS;
+  const n = f64[a + A_N], chunk = f64[a + A_CHUNK];
+  const lo = c * chunk, hi = Math.min(n, lo + chunk);
+  switch (op) {
     case Op.Gemv:
-      if (hi > lo) ex.gemv(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], lo, hi);
+      ex.gemv(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], lo, hi);
       break;
     case Op.GemvRows:
-      if (hi > lo) ex.gemvRows(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], lo, hi);
+      ex.gemvRows(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], lo, hi);
       break;
-    case Op.AxpyRows:
-      if (hi > lo) ex.axpyRows(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], f64[a + 5], lo, hi);
-      break;
-    case Op.Read:
-      f64[RESULTS + t] = hi > lo ? ex.readSum(f64[a] + lo * 4, hi - lo) : 0;
-      break;
-    case Op.Gemm: {
-      const j0 = f64[r + 2], j1 = f64[r + 3];
-      if (hi > lo && j1 > j0) {
-        ex.gemm(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], f64[a + 5], f64[a + 6],
-          f64[a + 7], f64[a + 8], f64[a + 9], lo, hi, j0, j1, scratch);
+    case Op.AxpyRows: {
+      // Thread 0 adds into y; thread t > 0 into its own partial y, zeroed on its first
+      // chunk and flagged in RESULTS[t] for the main thread to add in.
+      const cols = f64[a + 1];
+      let pY = f64[a + 4];
+      if (t > 0) {
+        pY = f64[a + A_PART] + (t - 1) * f64[a + A_PSTRIDE];
+        if (first) { ex.zero(pY, cols); f64[RESULTS + t] = 1; }
       }
+      ex.axpyRows(f64[a], cols, f64[a + 2], f64[a + 3], pY, lo, hi);
       break;
     }
+    case Op.Read:
+      f64[RESULTS + t] += ex.readSum(f64[a] + lo * 4, hi - lo);
+      break;
     default:
-      throw new Error(`cpu kernels: unknown op ${i32[OP]}`);
+      throw new Error(`cpu kernels: unknown op ${op}`);
   }
 }

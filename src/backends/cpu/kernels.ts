@@ -17,7 +17,10 @@ import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { loadBlas, type Blas } from './blas.js';
-import { ARGS, CTL_BYTES, DONE, ERR, MAX_THREADS, OP, Op, RANGES, RESULTS, SEQ, runShare, type KernelExports } from './exec.js';
+import {
+  A_CHUNK, A_N, A_PART, A_PSTRIDE, ARGS, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, MAX_THREADS, NCHUNKS, NEXT, Op, RANGES,
+  RESULTS, SEQ, TAG_BITS, runChunks, runShare, type KernelExports,
+} from './exec.js';
 import { SharedHeap, type WasmHeap } from './heap.js';
 import { wasm, type WasmModule } from './wasm-api.js';
 
@@ -107,6 +110,9 @@ class Kernels implements CpuKernels {
   private readonly f64: Float64Array;
   private readonly scratch: number[] = [];
   private arena = 0;
+  private jobs = 0;
+  private partial = 0;
+  private partialBytes = 0;
   private arenaBytes = 0;
   private disposed = false;
 
@@ -136,21 +142,32 @@ class Kernels implements CpuKernels {
     }
   }
 
-  // Run the job whose op/args/ranges are in the control block on all threads.
+  // Post a job: SEQ carries the op (see exec.ts).
+  private post(op: number): void {
+    Atomics.store(this.i32, SEQ, (this.jobs << 4) | op);
+    Atomics.notify(this.i32, SEQ);
+  }
+
+  // Start a new job number; returns its tag (exec.ts).
+  private nextJob(): number {
+    this.jobs = this.jobs >= (1 << 26) ? 1 : this.jobs + 1;
+    return this.jobs & ((1 << TAG_BITS) - 1);
+  }
+
+  // Run a static job (gemm) whose args/ranges are in the control block on all threads.
   private run(op: number, parallel: boolean): void {
     if (this.disposed) throw new Error('cpu kernels: used after dispose()');
     const i32 = this.i32;
-    i32[OP] = op;
     if (!parallel || this.threads === 1) {
-      runShare(this.ex, i32, this.f64, 0, this.scratch[0]);
+      runShare(this.ex, op, this.f64, 0, this.scratch[0]);
       return;
     }
+    this.nextJob();
     Atomics.store(i32, DONE, 0);
-    Atomics.add(i32, SEQ, 1);
-    Atomics.notify(i32, SEQ);
+    this.post(op);
     let err: unknown;
     try {
-      runShare(this.ex, i32, this.f64, 0, this.scratch[0]);
+      runShare(this.ex, op, this.f64, 0, this.scratch[0]);
     } catch (e) {
       err = e;
     }
@@ -163,10 +180,42 @@ class Kernels implements CpuKernels {
       d = Atomics.load(i32, DONE);
     }
     if (err !== undefined) throw err;
-    if (Atomics.load(i32, ERR) !== 0) {
-      Atomics.store(i32, ERR, 0);
-      throw new Error('cpu kernels: a worker failed (see stderr)');
+    this.checkWorkerError();
+  }
+
+  private checkWorkerError(): void {
+    if (Atomics.load(this.i32, ERR) !== 0) {
+      Atomics.store(this.i32, ERR, 0);
+      throw new Error('cpu kernels: a kernel failed (see stderr for workers)');
     }
+  }
+
+  // Run a chunked job (exec.ts): op-specific args are in the control block; n items,
+  // `chunk` items per chunk. Single-threaded calls run the whole range as one chunk.
+  private runChunked(op: number, n: number, chunk: number, parallel: boolean): void {
+    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+    const i32 = this.i32, f64 = this.f64;
+    for (let t = 0; t < this.threads; t++) f64[RESULTS + t] = 0;
+    if (!parallel || this.threads === 1) chunk = Math.max(1, n);
+    const chunks = Math.ceil(n / chunk);
+    if (chunks === 0) return;
+    if (chunks >= 1 << CHUNK_BITS) throw new RangeError('cpu kernels: too many chunks');
+    const tag = this.nextJob();
+    // NEXT first: from here on no claim of an older job can succeed (exec.ts).
+    Atomics.store(i32, NEXT, tag << CHUNK_BITS);
+    f64[ARGS + A_N] = n; f64[ARGS + A_CHUNK] = chunk;
+    Atomics.store(i32, NCHUNKS, chunks);
+    Atomics.store(i32, COMPLETE, 0);
+    if (chunks > 1) this.post(op);
+    runChunks(this.ex, op, tag, i32, f64, 0);
+    // Wait only for chunks that workers claimed and have not finished.
+    let d = Atomics.load(i32, COMPLETE);
+    for (let k = 0; d !== chunks && k < MAIN_SPIN; k++) d = Atomics.load(i32, COMPLETE);
+    while (d !== chunks) {
+      Atomics.wait(i32, COMPLETE, d, 1000);
+      d = Atomics.load(i32, COMPLETE);
+    }
+    this.checkWorkerError();
   }
 
   // Set thread t's ranges: [lo, hi) (and [lo2, hi2) for gemm columns).
@@ -175,50 +224,52 @@ class Kernels implements CpuKernels {
     this.f64[r] = lo; this.f64[r + 1] = hi; this.f64[r + 2] = lo2; this.f64[r + 3] = hi2;
   }
 
-  private splitAll(n: number, align: number, parallel: boolean): void {
-    const parts = parallel ? this.threads : 1;
-    const b = split(n, parts, align);
-    for (let t = 0; t < parts; t++) this.range(t, b[t], b[t + 1]);
-    for (let t = parts; t < this.threads; t++) this.range(t, 0, 0);
+  // Items per chunk of a matrix-vector job: whole groups of 8 rows, about 8 chunks per
+  // thread (so a descheduled thread holds up little), at most 64 rows (1 MiB at 4096).
+  private rowChunk(n: number): number {
+    return Math.min(64, Math.max(8, Math.ceil(n / (8 * this.threads) / 8) * 8));
   }
 
   gemv(pW: number, rows: number, cols: number, pX: number, pY: number): void {
     checkInt('rows', rows); checkInt('cols', cols);
     const a = this.f64;
     a[ARGS] = pW; a[ARGS + 1] = cols; a[ARGS + 2] = pX; a[ARGS + 3] = pY;
-    const par = rows * cols >= PAR_MIN_FLOATS;
-    this.splitAll(rows, 4, par);
-    this.run(Op.Gemv, par);
+    this.runChunked(Op.Gemv, rows, this.rowChunk(rows), rows * cols >= PAR_MIN_FLOATS);
   }
 
   gemvRows(pW: number, cols: number, pIdx: number, nIdx: number, pX: number, pY: number): void {
     checkInt('cols', cols); checkInt('nIdx', nIdx);
     const a = this.f64;
     a[ARGS] = pW; a[ARGS + 1] = cols; a[ARGS + 2] = pIdx; a[ARGS + 3] = pX; a[ARGS + 4] = pY;
-    const par = nIdx * cols >= PAR_MIN_FLOATS;
-    this.splitAll(nIdx, 4, par);
-    this.run(Op.GemvRows, par);
+    this.runChunked(Op.GemvRows, nIdx, this.rowChunk(nIdx), nIdx * cols >= PAR_MIN_FLOATS);
   }
 
   axpyRows(pW: number, cols: number, pIdx: number, pCoef: number, nIdx: number, pY: number): void {
     checkInt('cols', cols); checkInt('nIdx', nIdx);
     const a = this.f64;
-    a[ARGS] = pW; a[ARGS + 1] = cols; a[ARGS + 2] = pIdx; a[ARGS + 3] = pCoef; a[ARGS + 4] = nIdx; a[ARGS + 5] = pY;
-    // Threads own disjoint column ranges of y (16 floats = one cache line), so no reduction.
-    const par = nIdx * cols >= PAR_MIN_FLOATS && cols >= 64 * this.threads;
-    this.splitAll(cols, 16, par);
-    this.run(Op.AxpyRows, par);
+    const par = nIdx * cols >= PAR_MIN_FLOATS && this.threads > 1;
+    // Threads split the index list; thread t > 0 sums into its own partial y (whole rows
+    // stay one stream each), added into y here afterwards.
+    const stride = Math.ceil((cols * 4) / 64) * 64;
+    if (par && stride * (this.threads - 1) > this.partialBytes) {
+      this.heap.free(this.partial);
+      this.partialBytes = stride * (this.threads - 1);
+      this.partial = this.heap.alloc(this.partialBytes, 64);
+    }
+    a[ARGS] = pW; a[ARGS + 1] = cols; a[ARGS + 2] = pIdx; a[ARGS + 3] = pCoef; a[ARGS + 4] = pY;
+    a[ARGS + A_PART] = this.partial; a[ARGS + A_PSTRIDE] = stride;
+    this.runChunked(Op.AxpyRows, nIdx, this.rowChunk(nIdx), par);
+    if (par) for (let t = 1; t < this.threads; t++) if (a[RESULTS + t] !== 0) this.ex.addTo(pY, this.partial + (t - 1) * stride, cols);
   }
 
   readBandwidth(p: number, bytes: number): number {
     checkInt('bytes', bytes);
     const n = Math.floor(bytes / 4);
     this.f64[ARGS] = p;
-    const par = n >= PAR_MIN_FLOATS;
-    this.splitAll(n, 32, par);
-    this.run(Op.Read, par);
+    // Chunks of 1 MiB, claimed like the matrix-vector kernels' rows.
+    this.runChunked(Op.Read, n, 1 << 18, n >= PAR_MIN_FLOATS);
     let s = 0;
-    for (let t = 0; t < (par ? this.threads : 1); t++) s += this.f64[RESULTS + t];
+    for (let t = 0; t < this.threads; t++) s += this.f64[RESULTS + t];
     return s;
   }
 
@@ -295,9 +346,8 @@ class Kernels implements CpuKernels {
     if (this.disposed) return;
     this.disposed = true;
     if (this.workers.length > 0) {
-      this.i32[OP] = Op.Exit;
-      Atomics.add(this.i32, SEQ, 1);
-      Atomics.notify(this.i32, SEQ);
+      this.nextJob();
+      this.post(Op.Exit);
       for (const w of this.workers) void w.terminate();
     }
     this.workers.length = 0;
@@ -323,7 +373,7 @@ function warmUp(ex: KernelExports, heap: SharedHeap): void {
     ex.gemm(it & 1, (it >> 1) & 1, n, pa, n, pb, n, pc, n, 0, 0, n, 0, n, ps);
     ex.gemv(pa, n, pb, pc, 0, n);
     ex.gemvRows(pa, n, pi, pb, pc, 0, n);
-    ex.axpyRows(pa, n, pi, pb, n, pc, 0, n);
+    ex.axpyRows(pa, n, pi, pb, pc, 0, n);
     ex.readSum(pa, n * n);
   }
   heap.free(p);

@@ -3,7 +3,7 @@
 // (protocol in exec.ts). Not an entry point for users; started by kernels.ts.
 import { workerData } from 'node:worker_threads';
 import { wasm, type WasmMemory, type WasmModule } from './wasm-api.js';
-import { DONE, ERR, OP, Op, SEQ, runShare, type KernelExports } from './exec.js';
+import { DONE, ERR, Op, SEQ, TAG_BITS, isChunked, runChunks, runShare, type KernelExports } from './exec.js';
 
 interface WorkerInit {
   module: WasmModule;
@@ -20,8 +20,9 @@ const instance = new wasm.Instance(init.module, { env: { memory: init.memory } }
 const ex = instance.exports as unknown as KernelExports;
 const i32 = new Int32Array(init.memory.buffer, init.ctl, 1024);
 const f64 = new Float64Array(init.memory.buffer, init.ctl, 512);
+const tagMask = (1 << TAG_BITS) - 1;
 
-let seen = 0;
+let seen = 0; // SEQ starts at 0; every posted job has a non-zero SEQ
 for (;;) {
   let s = Atomics.load(i32, SEQ);
   // Poll for a while first: the decoder issues ~100 calls per token, and a wake from
@@ -38,9 +39,14 @@ for (;;) {
     s = Atomics.load(i32, SEQ);
   }
   seen = s;
-  if (i32[OP] === Op.Exit) break;
+  const op = s & 15;
+  if (op === Op.Exit) break;
+  if (isChunked(op)) {
+    runChunks(ex, op, (s >>> 4) & tagMask, i32, f64, init.index);
+    continue;
+  }
   try {
-    runShare(ex, i32, f64, init.index, init.scratch);
+    runShare(ex, op, f64, init.index, init.scratch);
   } catch (e) {
     Atomics.store(i32, ERR, 1);
     console.error('sparselm cpu worker:', e);

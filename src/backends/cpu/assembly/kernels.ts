@@ -13,67 +13,83 @@
 // - V8 gives us 15 usable xmm registers (xmm15 is its scratch). GEMM
 //   uses 4x8 micro-tiles: 8 accumulators + 2 B vectors + broadcasts and mul
 //   temporaries (no FMA: each product needs a temporary register).
-// - Matrix-vector kernels are memory-bound: they keep 4 weight rows in flight at once
-//   (4 independent streams for the prefetcher) with 8 accumulators.
+// - Matrix-vector kernels are memory-bound: they keep 8 weight rows in flight at once
+//   with one accumulator each (see the notes above gemv).
 
 // ---------------------------------------------------------------------------------
-// Read bandwidth: sum of n floats at p (4 independent accumulators, 64 B / iteration).
+// Read bandwidth: sum of n floats at p (8 independent accumulators, 256 B / iteration).
+// This is the ceiling the matrix-vector kernels are measured against, so it is the
+// best plain stream we found (dev/gemv/05: 4 and 8 accumulators read the same).
 export function readSum(p: usize, n: i32): f32 {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
   let i = 0;
-  for (; i + 32 <= n; i += 32) {
+  for (; i + 64 <= n; i += 64) {
     a0 = f32x4.add(a0, v128.load(p, 0));
     a1 = f32x4.add(a1, v128.load(p, 16));
     a2 = f32x4.add(a2, v128.load(p, 32));
     a3 = f32x4.add(a3, v128.load(p, 48));
-    a0 = f32x4.add(a0, v128.load(p, 64));
-    a1 = f32x4.add(a1, v128.load(p, 80));
-    a2 = f32x4.add(a2, v128.load(p, 96));
-    a3 = f32x4.add(a3, v128.load(p, 112));
-    p += 128;
+    a4 = f32x4.add(a4, v128.load(p, 64));
+    a5 = f32x4.add(a5, v128.load(p, 80));
+    a6 = f32x4.add(a6, v128.load(p, 96));
+    a7 = f32x4.add(a7, v128.load(p, 112));
+    a0 = f32x4.add(a0, v128.load(p, 128));
+    a1 = f32x4.add(a1, v128.load(p, 144));
+    a2 = f32x4.add(a2, v128.load(p, 160));
+    a3 = f32x4.add(a3, v128.load(p, 176));
+    a4 = f32x4.add(a4, v128.load(p, 192));
+    a5 = f32x4.add(a5, v128.load(p, 208));
+    a6 = f32x4.add(a6, v128.load(p, 224));
+    a7 = f32x4.add(a7, v128.load(p, 240));
+    p += 256;
   }
-  const s = f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
-  let r = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
+  for (; i + 4 <= n; i += 4) { a0 = f32x4.add(a0, v128.load(p)); p += 16; }
+  const s = f32x4.add(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)), f32x4.add(f32x4.add(a4, a5), f32x4.add(a6, a7)));
+  let r = hsum(s);
   for (; i < n; i++) { r += load<f32>(p); p += 4; }
   return r;
 }
 
 // ---------------------------------------------------------------------------------
-// Dot products of 4 rows with x: writes y0..y3 (floats) at pY, pY+4*s, ... (s = 1).
+// Matrix-vector kernels. Memory-bound: the aim is to stream the weights at the read
+// rate. Measured (dev/gemv/05, 06): 8 rows in flight with one 4-float accumulator each
+// (x loaded once per 8 weight vectors) streams fastest; 4 rows x 2 vectors, 12 rows
+// (register spills) and column tiles that keep x in L1 are all slower.
 @inline function hsum(v: v128): f32 {
   return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
 }
 
-// y[0..4] = rows w0..w3 (each `cols` floats) · x.  Returns nothing; stores 4 floats at pY.
-@inline function dot4(w0: usize, w1: usize, w2: usize, w3: usize, pX: usize, cols: i32, pY: usize): void {
-  let a0 = f32x4.splat(0), b0 = f32x4.splat(0);
-  let a1 = f32x4.splat(0), b1 = f32x4.splat(0);
-  let a2 = f32x4.splat(0), b2 = f32x4.splat(0);
-  let a3 = f32x4.splat(0), b3 = f32x4.splat(0);
-  const end8 = cols & ~7;
-  let o: usize = 0;
-  const oe: usize = <usize>end8 << 2;
-  for (; o < oe; o += 32) {
-    const x0 = v128.load(pX + o);
-    const x1 = v128.load(pX + o, 16);
-    a0 = f32x4.add(a0, f32x4.mul(v128.load(w0 + o), x0));
-    b0 = f32x4.add(b0, f32x4.mul(v128.load(w0 + o, 16), x1));
-    a1 = f32x4.add(a1, f32x4.mul(v128.load(w1 + o), x0));
-    b1 = f32x4.add(b1, f32x4.mul(v128.load(w1 + o, 16), x1));
-    a2 = f32x4.add(a2, f32x4.mul(v128.load(w2 + o), x0));
-    b2 = f32x4.add(b2, f32x4.mul(v128.load(w2 + o, 16), x1));
-    a3 = f32x4.add(a3, f32x4.mul(v128.load(w3 + o), x0));
-    b3 = f32x4.add(b3, f32x4.mul(v128.load(w3 + o, 16), x1));
+// Stores the dot products of 8 rows (byte pointers w0..w7, `cols` floats each) with x
+// as 8 consecutive floats at pY.
+@inline function dot8(w0: usize, w1: usize, w2: usize, w3: usize, w4: usize, w5: usize, w6: usize, w7: usize,
+  pX: usize, cols: i32, pY: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+  const end4 = cols & ~3;
+  const oe: usize = <usize>end4 << 2;
+  for (let o: usize = 0; o < oe; o += 16) {
+    const x = v128.load(pX + o);
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(w0 + o), x));
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(w1 + o), x));
+    a2 = f32x4.add(a2, f32x4.mul(v128.load(w2 + o), x));
+    a3 = f32x4.add(a3, f32x4.mul(v128.load(w3 + o), x));
+    a4 = f32x4.add(a4, f32x4.mul(v128.load(w4 + o), x));
+    a5 = f32x4.add(a5, f32x4.mul(v128.load(w5 + o), x));
+    a6 = f32x4.add(a6, f32x4.mul(v128.load(w6 + o), x));
+    a7 = f32x4.add(a7, f32x4.mul(v128.load(w7 + o), x));
   }
-  let s0 = hsum(f32x4.add(a0, b0)), s1 = hsum(f32x4.add(a1, b1));
-  let s2 = hsum(f32x4.add(a2, b2)), s3 = hsum(f32x4.add(a3, b3));
-  for (let c = end8; c < cols; c++) {
+  let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+  let s4 = hsum(a4), s5 = hsum(a5), s6 = hsum(a6), s7 = hsum(a7);
+  for (let c = end4; c < cols; c++) {
     const off: usize = <usize>c << 2;
     const x = load<f32>(pX + off);
     s0 += load<f32>(w0 + off) * x; s1 += load<f32>(w1 + off) * x;
     s2 += load<f32>(w2 + off) * x; s3 += load<f32>(w3 + off) * x;
+    s4 += load<f32>(w4 + off) * x; s5 += load<f32>(w5 + off) * x;
+    s6 += load<f32>(w6 + off) * x; s7 += load<f32>(w7 + off) * x;
   }
   store<f32>(pY, s0); store<f32>(pY, s1, 4); store<f32>(pY, s2, 8); store<f32>(pY, s3, 12);
+  store<f32>(pY, s4, 16); store<f32>(pY, s5, 20); store<f32>(pY, s6, 24); store<f32>(pY, s7, 28);
 }
 
 @inline function dot1(w0: usize, pX: usize, cols: i32): f32 {
@@ -97,78 +113,103 @@ export function readSum(p: usize, n: i32): f32 {
 export function gemv(pW: usize, cols: i32, pX: usize, pY: usize, r0: i32, r1: i32): void {
   const rb: usize = <usize>cols << 2;
   let r = r0;
-  for (; r + 4 <= r1; r += 4) {
+  for (; r + 8 <= r1; r += 8) {
     const w0 = pW + <usize>r * rb;
-    dot4(w0, w0 + rb, w0 + 2 * rb, w0 + 3 * rb, pX, cols, pY + (<usize>r << 2));
+    const w4 = w0 + 4 * rb;
+    dot8(w0, w0 + rb, w0 + 2 * rb, w0 + 3 * rb, w4, w4 + rb, w4 + 2 * rb, w4 + 3 * rb, pX, cols, pY + (<usize>r << 2));
   }
   for (; r < r1; r++) store<f32>(pY + (<usize>r << 2), dot1(pW + <usize>r * rb, pX, cols));
 }
 
 // y[i] = W[idx[i], :] · x for i in [i0, i1).  idx: int32 [n] at pIdx; y: [n].
+// Eight selected rows in flight.
 export function gemvRows(pW: usize, cols: i32, pIdx: usize, pX: usize, pY: usize, i0: i32, i1: i32): void {
   const rb: usize = <usize>cols << 2;
   let i = i0;
-  for (; i + 4 <= i1; i += 4) {
+  for (; i + 8 <= i1; i += 8) {
     const q = pIdx + (<usize>i << 2);
-    dot4(pW + <usize>load<u32>(q) * rb, pW + <usize>load<u32>(q, 4) * rb,
-      pW + <usize>load<u32>(q, 8) * rb, pW + <usize>load<u32>(q, 12) * rb, pX, cols, pY + (<usize>i << 2));
+    dot8(pW + <usize>load<u32>(q) * rb, pW + <usize>load<u32>(q, 4) * rb,
+      pW + <usize>load<u32>(q, 8) * rb, pW + <usize>load<u32>(q, 12) * rb,
+      pW + <usize>load<u32>(q, 16) * rb, pW + <usize>load<u32>(q, 20) * rb,
+      pW + <usize>load<u32>(q, 24) * rb, pW + <usize>load<u32>(q, 28) * rb, pX, cols, pY + (<usize>i << 2));
   }
   for (; i < i1; i++) {
     store<f32>(pY + (<usize>i << 2), dot1(pW + <usize>load<u32>(pIdx + (<usize>i << 2)) * rb, pX, cols));
   }
 }
 
-// y[c] += Σ_i coef[i] · W[idx[i], c] for c in [c0, c1), i in [0, n).
-// idx: int32 [n]; coef: float32 [n]; y: [cols].  Threads split the columns.
-export function axpyRows(pW: usize, cols: i32, pIdx: usize, pCoef: usize, n: i32, pY: usize, c0: i32, c1: i32): void {
+// y[c] += Σ_i coef[i] · W[idx[i], c] for every column c, i in [i0, i1).
+// idx: int32 [n]; coef: float32 [n]; y: [cols].  Threads split the index list, each
+// into its own y (the JS side adds the partial ys), so every row is one whole stream.
+// Eight rows per pass over y (y is read and written once per 8 weight vectors).
+export function axpyRows(pW: usize, cols: i32, pIdx: usize, pCoef: usize, pY: usize, i0: i32, i1: i32): void {
   const rb: usize = <usize>cols << 2;
-  const len = c1 - c0;
-  const end8 = len & ~7;
-  const base: usize = <usize>c0 << 2;
-  const yb = pY + base;
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
+  const len = cols;
+  const end4 = len & ~3;
+  const oe: usize = <usize>end4 << 2;
+  const yb = pY;
+  let i = i0;
+  for (; i + 8 <= i1; i += 8) {
     const q = pIdx + (<usize>i << 2);
     const k = pCoef + (<usize>i << 2);
-    const w0 = pW + <usize>load<u32>(q) * rb + base;
-    const w1 = pW + <usize>load<u32>(q, 4) * rb + base;
-    const w2 = pW + <usize>load<u32>(q, 8) * rb + base;
-    const w3 = pW + <usize>load<u32>(q, 12) * rb + base;
+    const w0 = pW + <usize>load<u32>(q) * rb;
+    const w1 = pW + <usize>load<u32>(q, 4) * rb;
+    const w2 = pW + <usize>load<u32>(q, 8) * rb;
+    const w3 = pW + <usize>load<u32>(q, 12) * rb;
+    const w4 = pW + <usize>load<u32>(q, 16) * rb;
+    const w5 = pW + <usize>load<u32>(q, 20) * rb;
+    const w6 = pW + <usize>load<u32>(q, 24) * rb;
+    const w7 = pW + <usize>load<u32>(q, 28) * rb;
     const k0 = v128.load32_splat(k), k1 = v128.load32_splat(k, 4);
     const k2 = v128.load32_splat(k, 8), k3 = v128.load32_splat(k, 12);
-    let o: usize = 0;
-    const oe: usize = <usize>end8 << 2;
-    for (; o < oe; o += 32) {
-      let y0 = v128.load(yb + o);
-      let y1 = v128.load(yb + o, 16);
-      y0 = f32x4.add(y0, f32x4.add(f32x4.mul(v128.load(w0 + o), k0), f32x4.mul(v128.load(w1 + o), k1)));
-      y1 = f32x4.add(y1, f32x4.add(f32x4.mul(v128.load(w0 + o, 16), k0), f32x4.mul(v128.load(w1 + o, 16), k1)));
-      y0 = f32x4.add(y0, f32x4.add(f32x4.mul(v128.load(w2 + o), k2), f32x4.mul(v128.load(w3 + o), k3)));
-      y1 = f32x4.add(y1, f32x4.add(f32x4.mul(v128.load(w2 + o, 16), k2), f32x4.mul(v128.load(w3 + o, 16), k3)));
-      v128.store(yb + o, y0);
-      v128.store(yb + o, y1, 16);
+    const k4 = v128.load32_splat(k, 16), k5 = v128.load32_splat(k, 20);
+    const k6 = v128.load32_splat(k, 24), k7 = v128.load32_splat(k, 28);
+    for (let o: usize = 0; o < oe; o += 16) {
+      const s01 = f32x4.add(f32x4.mul(v128.load(w0 + o), k0), f32x4.mul(v128.load(w1 + o), k1));
+      const s23 = f32x4.add(f32x4.mul(v128.load(w2 + o), k2), f32x4.mul(v128.load(w3 + o), k3));
+      const s45 = f32x4.add(f32x4.mul(v128.load(w4 + o), k4), f32x4.mul(v128.load(w5 + o), k5));
+      const s67 = f32x4.add(f32x4.mul(v128.load(w6 + o), k6), f32x4.mul(v128.load(w7 + o), k7));
+      v128.store(yb + o, f32x4.add(v128.load(yb + o), f32x4.add(f32x4.add(s01, s23), f32x4.add(s45, s67))));
     }
-    const s0 = load<f32>(k), s1 = load<f32>(k, 4), s2 = load<f32>(k, 8), s3 = load<f32>(k, 12);
-    for (let c = end8; c < len; c++) {
+    for (let c = end4; c < len; c++) {
       const off: usize = <usize>c << 2;
-      store<f32>(yb + off, load<f32>(yb + off) + ((s0 * load<f32>(w0 + off) + s1 * load<f32>(w1 + off)) +
-        (s2 * load<f32>(w2 + off) + s3 * load<f32>(w3 + off))));
+      const t = ((load<f32>(k) * load<f32>(w0 + off) + load<f32>(k, 4) * load<f32>(w1 + off)) +
+        (load<f32>(k, 8) * load<f32>(w2 + off) + load<f32>(k, 12) * load<f32>(w3 + off))) +
+        ((load<f32>(k, 16) * load<f32>(w4 + off) + load<f32>(k, 20) * load<f32>(w5 + off)) +
+        (load<f32>(k, 24) * load<f32>(w6 + off) + load<f32>(k, 28) * load<f32>(w7 + off)));
+      store<f32>(yb + off, load<f32>(yb + off) + t);
     }
   }
-  for (; i < n; i++) {
-    const w0 = pW + <usize>load<u32>(pIdx + (<usize>i << 2)) * rb + base;
+  for (; i < i1; i++) {
+    const w0 = pW + <usize>load<u32>(pIdx + (<usize>i << 2)) * rb;
     const s0 = load<f32>(pCoef + (<usize>i << 2));
     const k0 = f32x4.splat(s0);
-    let o: usize = 0;
-    const oe: usize = <usize>end8 << 2;
-    for (; o < oe; o += 32) {
+    for (let o: usize = 0; o < oe; o += 16) {
       v128.store(yb + o, f32x4.add(v128.load(yb + o), f32x4.mul(v128.load(w0 + o), k0)));
-      v128.store(yb + o, f32x4.add(v128.load(yb + o, 16), f32x4.mul(v128.load(w0 + o, 16), k0)), 16);
     }
-    for (let c = end8; c < len; c++) {
+    for (let c = end4; c < len; c++) {
       const off: usize = <usize>c << 2;
       store<f32>(yb + off, load<f32>(yb + off) + s0 * load<f32>(w0 + off));
     }
+  }
+}
+
+// y[0..n) = 0 and y[0..n) += p[0..n): the partial ys of a multi-threaded axpyRows.
+export function zero(pY: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(pY + (<usize>i << 2), f32x4.splat(0));
+  for (; i < n; i++) store<f32>(pY + (<usize>i << 2), 0);
+}
+
+export function addTo(pY: usize, p: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o: usize = <usize>i << 2;
+    v128.store(pY + o, f32x4.add(v128.load(pY + o), v128.load(p + o)));
+  }
+  for (; i < n; i++) {
+    const o: usize = <usize>i << 2;
+    store<f32>(pY + o, load<f32>(pY + o) + load<f32>(p + o));
   }
 }
 

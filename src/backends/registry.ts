@@ -13,19 +13,30 @@ import type { Backend, Buffer, KernelName, Kernels } from './backend.js';
 import { SparselmError } from '../tensor/errors.js';
 import type { DType } from '../tensor/dtype.js';
 import { createRefBackend } from './ref/index.js';
-import { createCpuBackend } from './cpu/index.js';
+import { createCpuBackend, type CpuBackendOptions } from './cpu/index.js';
 
 export type DeviceName = 'ref' | 'cpu';
 export const DEVICE_NAMES: readonly DeviceName[] = ['ref', 'cpu'];
 
 const backends = new Map<string, Backend>();
+let cpuOptions: CpuBackendOptions = {};
+
+/**
+ * Sets the cpu backend's thread count (and whether it may use BLAS) before
+ * its first use; the CLI's --threads. Changing it after the backend started
+ * is an error, since tensors already made belong to that instance.
+ */
+export function configureCpu(opts: CpuBackendOptions): void {
+  if (backends.has('cpu')) throw new SparselmError('device: the cpu backend is already in use; configure it before creating tensors');
+  cpuOptions = { ...opts };
+}
 
 export function getBackend(device: DeviceName | string): Backend {
   let b = backends.get(device);
   if (b) return b;
   switch (device) {
     case 'ref': b = createRefBackend(); break;
-    case 'cpu': b = createCpuBackend(); break;
+    case 'cpu': b = createCpuBackend(cpuOptions); break;
     default: throw new SparselmError(`device: unknown device '${device}' (known: ${DEVICE_NAMES.join(', ')})`);
   }
   backends.set(device, b);

@@ -7,6 +7,7 @@
  * makeConfig, which names the field in any error. Unknown flags are errors.
  */
 
+import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_CONFIG, makeConfig } from '../models/config.js';
 import { loadPreset, presetConfig, presetNames } from '../models/presets.js';
@@ -17,6 +18,7 @@ import { loadTokenizer } from '../data/tokenizer.js';
 import { samplePath } from '../data/documents.js';
 import { checkParameters } from '../models/transformer.js';
 import { tensor } from '../tensor/create.js';
+import { configureCpu } from '../backends/registry.js';
 
 const flagOf = (field: string) => `--${field.replace(/_/g, '-')}`;
 const fieldOf = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -79,12 +81,14 @@ export function addTrainCommands(program: Command): void {
     .option('--keep <n>', 'checkpoints to keep', int('--keep'), 3)
     .option('--log-every <n>', 'steps between metrics lines', int('--log-every'), 10)
     .option('--tokenizer <spec>', 'byte, gpt2 or bpe:<vocab size> (default: the preset\'s)')
-    .option('--device <name>', 'ref or cpu', 'cpu');
+    .option('--device <name>', 'ref or cpu', 'cpu')
+    .option('--threads <n>', 'cpu backend threads (default: all cores)', int('--threads'));
   for (const [field, def] of Object.entries(DEFAULT_CONFIG)) {
     if (field === 'version' || field === 'vocab_size') continue;
     cmd.option(`${flagOf(field)} <value>`, `model config field ${field} (default: preset, else ${JSON.stringify(def)})`, parseField(field, def));
   }
   cmd.action(async (o: Record<string, unknown>) => {
+    if (o.threads !== undefined) configureCpu({ threads: o.threads as number });
     const preset = loadPreset(o.preset as string);
     const pt = (preset.train ?? {}) as Record<string, unknown>;
     const configOverrides: Record<string, unknown> = {};
@@ -94,11 +98,12 @@ export function addTrainCommands(program: Command): void {
     }
     const configFields = presetConfig(preset, configOverrides);
     makeConfig({ ...configFields }); // fail fast on a bad config, before any data is read
-    const data = o.data as string[];
+    // Absolute paths: the run's settings are saved with its checkpoints and must resolve from any directory.
+    const data = (o.data as string[]).map((p) => resolve(p));
     const onSample = data.length === 1 && data[0] === samplePath('train');
     const settings: TrainSettings = {
       data,
-      valData: (o.valData as string[] | undefined) ?? (onSample ? [samplePath('validation')] : []),
+      valData: ((o.valData as string[] | undefined) ?? (onSample ? [samplePath('validation')] : [])).map((p) => resolve(p)),
       steps: o.steps as number,
       batch: (o.batch as number | undefined) ?? (pt.batch as number),
       accum: o.accum as number,

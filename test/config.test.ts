@@ -32,7 +32,7 @@ describe('model config', () => {
 
   const bad: [Record<string, unknown>, RegExp][] = [
     [{ ffn: 'sparse', d_ff: 100, sparse_block: 32 }, /^config: d_ff: d_ff 100 is not a multiple of sparse_block 32/],
-    [{ attn: 'sparse', d_model: 130, n_heads: 2, n_kv_heads: 2, qkv_modules: 4 }, /^config: qkv_modules: d_model 130 is not a multiple of qkv_modules 4/],
+    [{ attn: 'sparse', d_model: 132, n_heads: 2, n_kv_heads: 2, qkv_modules: 8 }, /^config: qkv_modules: d_model 132 is not a multiple of qkv_modules 8/],
     [{ d_model: 130, n_heads: 4 }, /^config: n_heads: d_model 130 is not a multiple of n_heads 4/],
     [{ n_heads: 4, n_kv_heads: 3 }, /^config: n_kv_heads: n_heads 4 is not a multiple of n_kv_heads 3/],
     [{ output: 'sparse', vocab_size: 257, loss_modules: 4 }, /^config: loss_modules: vocab_size 257 is not a multiple of loss_modules 4/],

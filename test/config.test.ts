@@ -46,7 +46,7 @@ describe('model config', () => {
     [{ norm: 'batchnorm' }, /^config: norm: must be one of layernorm, rmsnorm, got 'batchnorm'/],
     [{ width: 3 }, /^config: width: unknown field/],
     [{ version: 2 }, /^config: version: this sparselm reads config version 1, got 2/],
-    [{ n_heads: 3, n_kv_heads: 3, d_model: 126, positions: 'rope' }, /^config: positions: rope needs an even head size, got 42/],
+    [{ n_heads: 3, n_kv_heads: 3, d_model: 129, positions: 'rope' }, /^config: positions: rope needs an even head size, got 43/],
   ];
   for (const [fields, pattern] of bad) {
     it(`rejects ${JSON.stringify(fields)}`, () => {

@@ -1,10 +1,12 @@
 // Benchmark entry point: `npm run bench -- <name> [flags]` (= node build/bench/main.js).
 // Each benchmark prints its achieved FLOP/s or GB/s next to the ceiling measured in the
-// same run (style.md point 10). Benchmarks: ops (CPU kernels: matmul, matrix-vector).
+// same run (style.md point 10). Benchmarks: ops (CPU kernels: matmul, matrix-vector), decode (the batch-1 decoder).
 import { runOps } from './ops.js';
+import { runDecode } from './decode.js';
 
 function usage(): never {
   console.error('usage: npm run bench -- ops [--threads 1,2] [--reps N]');
+  console.error('       npm run bench -- decode [--preset 800m|small] [--threads 1,2] [--tokens 10] [--prompt 16] [--blas false] [--only NAME]');
   process.exit(2);
 }
 
@@ -29,6 +31,14 @@ switch (name) {
     const reps = Number(flags.get('reps') ?? '5');
     if (threads.some((t) => !Number.isInteger(t) || t < 1) || !Number.isInteger(reps) || reps < 1) usage();
     runOps({ threads, reps });
+    break;
+  }
+  case 'decode': {
+    const threads = (flags.get('threads') ?? '1,2').split(',').map(Number);
+    const tokens = Number(flags.get('tokens') ?? '10');
+    const prompt = Number(flags.get('prompt') ?? '16');
+    if (threads.some((t) => !Number.isInteger(t) || t < 1) || !Number.isInteger(tokens) || tokens < 1 || !Number.isInteger(prompt) || prompt < 1) usage();
+    runDecode({ preset: flags.get('preset') ?? '800m', threads, tokens, prompt, blas: flags.get('blas') !== 'false', only: flags.get('only') });
     break;
   }
   default:

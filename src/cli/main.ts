@@ -10,6 +10,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { SparselmError } from '../tensor/errors.js';
 import { runDemo } from './demo.js';
 import { addTrainCommands } from './train.js';
+import { addGenerateCommand } from './generate.js';
 
 function positiveInt(name: string) {
   return (value: string): number => {
@@ -37,6 +38,7 @@ program
   });
 
 addTrainCommands(program);
+addGenerateCommand(program);
 
 try {
   await program.parseAsync(process.argv);

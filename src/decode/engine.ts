@@ -1,0 +1,743 @@
+/**
+ * The fast batch-1 CPU decoder (in the spirit of llama2.c): one token at a
+ * time through all layers, with a KV cache and the Sparse QKV convolution
+ * state, every O(d·d) product on the WebAssembly SIMD kernels
+ * (src/backends/cpu/kernels.ts).
+ *
+ * What it is: a separate, inference-only implementation of docs/model.md in
+ * evaluation mode, checked against the training graph's forward
+ * (test/decode.test.ts). What it is not: trainable, batched over sequences,
+ * or safe to use from two threads.
+ *
+ * Invariants:
+ * - Everything lives in the kernels' wasm heap and is allocated in the
+ *   constructor: weights (in decode layouts, below), activations, the KV
+ *   cache [layer][kv_head][ctx][hd], the convolution states (last F_l-1 input
+ *   rows), logits. step() allocates nothing.
+ * - Decode layouts: a matrix used as y = x·W ([d_in, d_out] in the
+ *   checkpoint) is stored as Wᵀ [d_out, d_in] so a GEMV reads rows. FF W1 is
+ *   stored as W1ᵀ [d_ff, d] and W2 as is [d_ff, d]: a neuron is two
+ *   contiguous rows, so the sparse paths (ReLU zeros, Top-k, Sparse FF) read
+ *   only the rows of active neurons (gemvRows / axpyRows).
+ * - step() returns a view of the heap's logits buffer: valid until the next
+ *   step()/prefill(); copy it to keep it.
+ * - prefill() runs the prompt in chunks of up to 32 rows: the dense products
+ *   (dense attention's projections, dense FF) as one gemm per chunk, so a
+ *   weight is read once per chunk; the per-token sparse choices, attention and
+ *   the stateful convolutions go row by row through the step path.
+ *
+ * Choices measured here (800m shapes, 1 thread): the factored layers
+ * (Sparse QKV's multiplicative layer, the sparse loss layer) are one gemm
+ * [S, d]·E[d, M] rather than S gemvs over Eᵀ: one call instead of S, E read
+ * once; for the loss layer's 32 MB E this runs at ~7 GB/s where a plain gemv
+ * streams ~15 GB/s, so a multi-vector gemv kernel would halve its time (not
+ * in kernels.ts yet). The plain dense baseline (skipZeros: false) stores W2ᵀ
+ * and uses gemv; the default stores W2 [d_ff, d] and gathers the nonzero rows.
+ *
+ * Sparse choices follow the training graph: Top-k and Sparse FF's argmax
+ * break ties to the lower index.
+ */
+
+import { createKernels, type CpuKernels } from '../backends/cpu/kernels.js';
+import { erf } from '../backends/ref/index.js';
+import { derived, type ModelConfig } from '../models/config.js';
+import { parameterSpecs } from '../models/params.js';
+import { checkParameters } from '../models/transformer.js';
+import { SparselmError } from '../tensor/errors.js';
+import { Tensor } from '../tensor/tensor.js';
+
+export type ParamSource = Readonly<Record<string, Tensor | Float32Array>>;
+
+export interface EngineOptions {
+  /** Kernel threads including the main thread (default: the machine's cores). Ignored when `kernels` is given. */
+  threads?: number;
+  /** Positions the KV cache holds (default and maximum: config.context_length). */
+  maxContext?: number;
+  /** Use these kernels instead of creating them (the engine then does not dispose them). */
+  kernels?: CpuKernels;
+  /** Dense ReLU/GELU/SwiGLU FF: skip the W2 rows of exactly-zero activations (default true; false reads all rows, the plain dense baseline). */
+  skipZeros?: boolean;
+  /** Prompt rows per prefill chunk (default 32). */
+  prefillRows?: number;
+}
+
+/** A view of one heap block: pointer and JS view. */
+interface Buf { p: number; v: Float32Array }
+
+interface Factored { Dt: Buf; E: Buf; beta: Buf; S: number; M: number }
+interface Conv { kernel: Buf; bias: Buf; Fw: number }
+
+interface LayerW {
+  attnNormW: Buf; attnNormB: Buf | null;
+  ffnNormW: Buf; ffnNormB: Buf | null;
+  // dense attention: [wq; wk; wv]ᵀ [(H + 2·Hkv)·hd, d], woᵀ [d, H·hd]
+  wqkv: Buf | null; wo: Buf | null;
+  // sparse QKV
+  mult: Factored | null; convQ: Conv | null; convK: Conv | null; convV: Conv | null;
+  outMult: Factored | null; outConv: Conv | null;
+  qkvState: Buf | null; outState: Buf | null; // [F_l-1, d], oldest row first
+  // FF: w1ᵀ [d_ff, d] (swiglu: [w_gate; w_up]ᵀ [2·d_ff, d]), w2 [d_ff, d] (swiglu: w_down)
+  w1: Buf; b1: Buf | null; w2: Buf; b2: Buf | null;
+  // Sparse FF controller: c1ᵀ [r, d], c2ᵀ [d_ff, r], c_bias [d_ff]
+  c1: Buf | null; c2: Buf | null; cBias: Buf | null;
+  k: Buf; v: Buf; // KV cache [Hkv, maxContext, hd]
+  topk: number;
+}
+
+/** Timing and traffic of the last step. */
+export interface StepStats {
+  /** Bytes of weights the kernels read (float32). */
+  weightBytes: number;
+  /** Milliseconds in the blocks (all layers), and in the whole step. */
+  blocksMs: number;
+  totalMs: number;
+}
+
+/** dst[dOff + i] = src[sOff + i] for i < n (no view objects on the per-token path). */
+function copy(dst: Float32Array, dOff: number, src: Float32Array, sOff: number, n: number): void {
+  for (let i = 0; i < n; i++) dst[dOff + i] = src[sOff + i];
+}
+
+/** Unit a is weaker than unit b: a smaller value, or an equal value and a higher index (ties go to the lower index). */
+function weaker(h: Float32Array, a: number, b: number): boolean {
+  return h[a] < h[b] || (h[a] === h[b] && a > b);
+}
+
+/** Restores the min-heap (by `weaker`) of the first n entries of hp below position i. */
+function siftDown(hp: Int32Array, h: Float32Array, i: number, n: number): void {
+  for (;;) {
+    const l = 2 * i + 1, r = l + 1;
+    let m = i;
+    if (l < n && weaker(h, hp[l], hp[m])) m = l;
+    if (r < n && weaker(h, hp[r], hp[m])) m = r;
+    if (m === i) return;
+    const t = hp[i]; hp[i] = hp[m]; hp[m] = t; i = m;
+  }
+}
+
+/** Prompt rows per prefill chunk (its gemm's M): enough to amortise reading the weights, small enough for the buffers. */
+const PREFILL_ROWS = 32;
+
+const f32Of = (t: Tensor | Float32Array): Float32Array =>
+  t instanceof Float32Array ? t : Float32Array.from(t.toArray() as ArrayLike<number>);
+
+export class DecodeEngine {
+  readonly config: ModelConfig;
+  readonly maxContext: number;
+  readonly kernels: CpuKernels;
+  /** Bytes of weights held in the heap. */
+  readonly weightBytesTotal: number;
+  readonly last: StepStats = { weightBytes: 0, blocksMs: 0, totalMs: 0 };
+  private pos = 0;
+  private readonly ownsKernels: boolean;
+  private readonly skipZeros: boolean;
+  private allocated: number[] = [];
+  private weightBytes = 0;
+
+  private readonly d: number;
+  private readonly hd: number;
+  private readonly H: number;
+  private readonly Hkv: number;
+  private readonly Fl: number;
+  private readonly tokEmb: Buf;
+  private readonly posEmb: Buf | null;
+  private readonly outW: Buf | null; // [V, d]: tok_emb (tied) or output.weightᵀ
+  private readonly outFactored: Factored | null;
+  private readonly outNormW: Buf;
+  private readonly outNormB: Buf | null;
+  private readonly layers: LayerW[] = [];
+  // activations
+  private readonly x: Buf; private readonly xb: Buf; private readonly y: Buf; private readonly tmp: Buf;
+  private readonly qkv: Buf; private readonly att: Buf; private readonly scores: Buf;
+  private readonly hbuf: Buf; private readonly coef: Buf; private readonly idx: { p: number; v: Int32Array };
+  private readonly iota: { p: number; v: Int32Array };
+  private readonly low: Buf; private readonly ctrl: Buf;
+  private readonly xs: Buf; private readonly m: Buf; private readonly colQK: Buf; private readonly colV: Buf;
+  private readonly logits: Buf;
+  // prefill: P rows at a time
+  private readonly P: number;
+  private readonly X2: Buf; private readonly XB2: Buf; private readonly Y2: Buf;
+  private readonly QKV2: Buf; private readonly ATT2: Buf; private readonly HB2: Buf;
+  private readonly invFreq: Float64Array;
+  private readonly topkHeap: Int32Array;
+
+  constructor(config: ModelConfig, params: ParamSource, opts: EngineOptions = {}) {
+    this.config = config;
+    const c = config;
+    const specs = parameterSpecs(c);
+    if (Object.values(params).every((t) => t instanceof Tensor)) {
+      checkParameters(c, params as Record<string, Tensor>);
+    } else {
+      for (const [name, spec] of specs) {
+        const t = params[name];
+        const n = spec.shape.reduce((a, b) => a * b, 1);
+        if (t === undefined) throw new SparselmError(`decode: missing parameter '${name}'`);
+        const len = t instanceof Tensor ? t.size : t.length;
+        if (len !== n) throw new SparselmError(`decode: parameter '${name}' has ${len} values, the config implies ${n} ([${spec.shape.join(',')}])`);
+      }
+      for (const name of Object.keys(params)) if (!specs.has(name)) throw new SparselmError(`decode: unexpected parameter '${name}' for this config`);
+    }
+    const maxContext = opts.maxContext ?? c.context_length;
+    if (!Number.isInteger(maxContext) || maxContext < 1 || maxContext > c.context_length) {
+      throw new SparselmError(`decode: maxContext must be an integer in 1..${c.context_length}, got ${maxContext}`);
+    }
+    this.maxContext = maxContext;
+    this.ownsKernels = opts.kernels === undefined;
+    this.skipZeros = opts.skipZeros ?? true;
+    this.kernels = opts.kernels ?? createKernels({ threads: opts.threads });
+    const der = derived(c);
+    const d = (this.d = c.d_model);
+    const hd = (this.hd = der.head_dim);
+    const H = (this.H = c.n_heads);
+    const Hkv = (this.Hkv = c.attn === 'dense' ? c.n_kv_heads : c.n_heads);
+    const Fl = (this.Fl = c.qkv_conv_length);
+    const M = der.qkv_module_size;
+    const S = c.qkv_modules;
+    const dff = c.d_ff;
+    const get = (name: string): Float32Array => f32Of(params[name]);
+    const opt = (name: string): Float32Array | null => (params[name] === undefined ? null : get(name));
+
+    try {
+      // ---- weights
+      const W = (data: Float32Array): Buf => { const b = this.alloc(data.length); b.v.set(data); this.weightBytes += data.length * 4; return b; };
+      const Wopt = (data: Float32Array | null): Buf | null => (data ? W(data) : null);
+      // Store the transpose of `data` [rows, cols] as [cols, rows]; several matrices with the same rows are stacked.
+      const WT = (rows: number, ...mats: { data: Float32Array; cols: number }[]): Buf => {
+        const total = mats.reduce((s, m) => s + m.cols, 0);
+        const b = this.alloc(rows * total);
+        let base = 0;
+        for (const { data, cols } of mats) {
+          for (let j = 0; j < cols; j++) {
+            const o = (base + j) * rows;
+            for (let i = 0; i < rows; i++) b.v[o + i] = data[i * cols + j];
+          }
+          base += cols;
+        }
+        this.weightBytes += rows * total * 4;
+        return b;
+      };
+      const factored = (prefix: string, Sm: number, Mo: number): Factored => ({
+        Dt: WT(d, { data: get(`${prefix}.D`), cols: Sm }), E: W(get(`${prefix}.E`)), beta: W(get(`${prefix}.beta`)), S: Sm, M: Mo,
+      });
+      const conv = (prefix: string, Fw: number): Conv => ({ kernel: W(get(`${prefix}.kernel`)), bias: W(get(`${prefix}.bias`)), Fw });
+
+      this.tokEmb = W(get('tok_emb.weight'));
+      this.posEmb = c.positions === 'learned' ? W(get('pos_emb.weight')) : null;
+      for (let l = 0; l < c.n_layers; l++) {
+        const b = `blk.${l}`;
+        const dense = c.attn === 'dense';
+        const swiglu = c.ffn === 'dense' && c.activation === 'swiglu';
+        const qkvOut = c.qkv_output;
+        const lw: LayerW = {
+          attnNormW: W(get(`${b}.attn_norm.weight`)), attnNormB: Wopt(opt(`${b}.attn_norm.bias`)),
+          ffnNormW: W(get(`${b}.ffn_norm.weight`)), ffnNormB: Wopt(opt(`${b}.ffn_norm.bias`)),
+          wqkv: dense ? WT(d, { data: get(`${b}.attn.wq`), cols: H * hd }, { data: get(`${b}.attn.wk`), cols: Hkv * hd }, { data: get(`${b}.attn.wv`), cols: Hkv * hd }) : null,
+          wo: dense ? WT(H * hd, { data: get(`${b}.attn.wo`), cols: d }) : null,
+          mult: dense ? null : factored(`${b}.attn.mult`, S, M),
+          convQ: dense ? null : conv(`${b}.attn.conv_q`, 3),
+          convK: dense ? null : conv(`${b}.attn.conv_k`, 3),
+          convV: dense ? null : conv(`${b}.attn.conv_v`, 1),
+          outMult: !dense && (qkvOut === 'mult' || qkvOut === 'multconv') ? factored(`${b}.attn.out_mult`, S, M) : null,
+          outConv: !dense && (qkvOut === 'conv' || qkvOut === 'multconv') ? conv(`${b}.attn.out_conv`, 3) : null,
+          qkvState: dense ? null : this.alloc(Math.max(1, (Fl - 1) * d)),
+          outState: !dense && (qkvOut === 'conv' || qkvOut === 'multconv') ? this.alloc(Math.max(1, (Fl - 1) * d)) : null,
+          w1: swiglu ? WT(d, { data: get(`${b}.ffn.w_gate`), cols: dff }, { data: get(`${b}.ffn.w_up`), cols: dff }) : WT(d, { data: get(`${b}.ffn.w1`), cols: dff }),
+          b1: Wopt(opt(`${b}.ffn.b1`)),
+          // Plain dense baseline (skipZeros off): W2ᵀ [d, d_ff] for one gemv; otherwise W2 [d_ff, d] for row gathers.
+          w2: c.ffn === 'dense' && !this.skipZeros
+            ? WT(dff, { data: swiglu ? get(`${b}.ffn.w_down`) : get(`${b}.ffn.w2`), cols: d })
+            : W(swiglu ? get(`${b}.ffn.w_down`) : get(`${b}.ffn.w2`)),
+          b2: Wopt(opt(`${b}.ffn.b2`)),
+          c1: c.ffn === 'sparse' ? WT(d, { data: get(`${b}.ffn.c1`), cols: c.sparse_lowrank }) : null,
+          c2: c.ffn === 'sparse' ? WT(c.sparse_lowrank, { data: get(`${b}.ffn.c2`), cols: dff }) : null,
+          cBias: c.ffn === 'sparse' ? W(get(`${b}.ffn.c_bias`)) : null,
+          k: this.alloc(Hkv * maxContext * hd), v: this.alloc(Hkv * maxContext * hd),
+          topk: c.ffn === 'topk' ? der.topk_per_layer[l] : 0,
+        };
+        this.layers.push(lw);
+      }
+      this.outNormW = W(get('out_norm.weight'));
+      this.outNormB = Wopt(opt('out_norm.bias'));
+      if (c.output === 'sparse') {
+        this.outW = null;
+        this.outFactored = factored('output', c.loss_modules, c.vocab_size / c.loss_modules);
+      } else {
+        this.outFactored = null;
+        this.outW = c.tied_output ? this.tokEmb : WT(d, { data: get('output.weight'), cols: c.vocab_size });
+      }
+      this.weightBytesTotal = this.weightBytes;
+
+      // ---- activations
+      this.x = this.alloc(d); this.xb = this.alloc(d); this.y = this.alloc(d); this.tmp = this.alloc(d);
+      this.qkv = this.alloc((H + 2 * Hkv) * hd);
+      this.att = this.alloc(H * hd);
+      this.scores = this.alloc(maxContext);
+      this.hbuf = this.alloc(2 * dff);
+      this.coef = this.alloc(dff);
+      const pi = this.kernels.heap.alloc(dff * 4, 64); this.allocated.push(pi);
+      this.idx = { p: pi, v: this.kernels.heap.i32(pi, dff) };
+      const pj = this.kernels.heap.alloc(maxContext * 4, 64); this.allocated.push(pj);
+      this.iota = { p: pj, v: this.kernels.heap.i32(pj, maxContext) };
+      for (let t = 0; t < maxContext; t++) this.iota.v[t] = t;
+      this.low = this.alloc(Math.max(1, c.sparse_lowrank));
+      this.ctrl = this.alloc(dff);
+      const maxS = Math.max(c.attn === 'sparse' ? S : 1, c.output === 'sparse' ? c.loss_modules : 1);
+      this.xs = this.alloc(maxS * d);
+      this.m = this.alloc(d);
+      this.colQK = this.alloc(c.attn === 'sparse' ? Fl * 3 * d : 1);
+      this.colV = this.alloc(c.attn === 'sparse' ? Fl * d : 1);
+      this.logits = this.alloc(c.vocab_size);
+      this.P = Math.max(1, Math.min(maxContext, opts.prefillRows ?? PREFILL_ROWS));
+      this.X2 = this.alloc(this.P * d); this.XB2 = this.alloc(this.P * d); this.Y2 = this.alloc(this.P * d);
+      this.QKV2 = this.alloc(c.attn === 'dense' ? this.P * (H + 2 * Hkv) * hd : 1);
+      this.ATT2 = this.alloc(c.attn === 'dense' ? this.P * H * hd : 1);
+      this.HB2 = this.alloc(c.ffn === 'dense' ? this.P * 2 * dff : 1);
+      this.invFreq = Float64Array.from({ length: hd / 2 }, (_, i) => Math.pow(c.rope_base, (-2 * i) / hd));
+      this.reset(); // heap blocks may hold an earlier user's bytes: the convolution states must start at zero
+      this.topkHeap = new Int32Array(c.ffn === 'topk' ? Math.max(...der.topk_per_layer) : 1);
+    } catch (e) {
+      this.dispose();
+      if (e instanceof RangeError && /memory|grow/i.test(e.message)) {
+        throw new SparselmError(`decode: the model does not fit in the 4 GiB WebAssembly heap (${(this.weightBytes / 2 ** 30).toFixed(2)} GiB of weights placed before failing)`);
+      }
+      throw e;
+    }
+  }
+
+  /** Tokens in the cache (the position of the next token). */
+  get position(): number { return this.pos; }
+
+  /** Forget the sequence: position 0, convolution states zeroed (the KV cache is overwritten as it refills). */
+  reset(): void {
+    this.pos = 0;
+    for (const lw of this.layers) {
+      lw.qkvState?.v.fill(0);
+      lw.outState?.v.fill(0);
+    }
+  }
+
+  /** Frees the heap blocks (and the kernels when the engine created them). The engine is unusable afterwards. */
+  dispose(): void {
+    for (const p of this.allocated) this.kernels?.heap.free(p);
+    this.allocated = [];
+    if (this.ownsKernels) this.kernels?.dispose();
+  }
+
+  /** Runs `tokens` through the model from the current position; returns the logits after the last one (a heap view). */
+  prefill(tokens: readonly number[]): Float32Array {
+    if (tokens.length === 0) throw new SparselmError('decode: prefill needs at least one token');
+    this.checkRoom(tokens.length);
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= this.config.vocab_size) throw new SparselmError(`decode: token ${t} is outside the vocabulary 0..${this.config.vocab_size - 1}`);
+    }
+    if (tokens.length === 1) return this.step(tokens[0]);
+    for (let o = 0; o < tokens.length; o += this.P) this.prefillChunk(tokens.slice(o, o + this.P), o + this.P >= tokens.length);
+    return this.logits.v;
+  }
+
+  /**
+   * T ≤ P tokens at once: the dense products (dense attention's QKV and output
+   * projections, dense FF's W1 and W2) as gemm over the T rows, so each weight is
+   * read once per chunk instead of once per token; attention, the sparse layers
+   * and Sparse QKV's stateful convolutions run row by row through the step path.
+   * Logits only for the chunk's last row, and only when `logits`.
+   */
+  private prefillChunk(tokens: readonly number[], logits: boolean): void {
+    const c = this.config, d = this.d, T = tokens.length, pos0 = this.pos, H = this.H, Hkv = this.Hkv, hd = this.hd, dff = c.d_ff;
+    const X = this.X2.v, XB = this.XB2.v, Y = this.Y2.v;
+    const row = (b: Buf, r: number, w: number): Buf => ({ p: b.p + r * w * 4, v: b.v.subarray(r * w, (r + 1) * w) });
+    for (let r = 0; r < T; r++) {
+      X.set(this.tokEmb.v.subarray(tokens[r] * d, (tokens[r] + 1) * d), r * d);
+      if (this.posEmb) { const pe = this.posEmb.v, o = (pos0 + r) * d; for (let i = 0; i < d; i++) X[r * d + i] += pe[o + i]; }
+    }
+    // Runs a single-row step-path layer function on row r of XB into row r of Y.
+    const perRow = (r: number, f: () => void) => {
+      this.pos = pos0 + r;
+      this.xb.v.set(XB.subarray(r * d, (r + 1) * d));
+      f();
+      Y.set(this.y.v, r * d);
+    };
+    for (const lw of this.layers) {
+      for (let r = 0; r < T; r++) this.norm(X.subarray(r * d, (r + 1) * d), lw.attnNormW, lw.attnNormB, XB.subarray(r * d, (r + 1) * d));
+      if (c.attn === 'dense') {
+        const rows = (H + 2 * Hkv) * hd;
+        this.kernels.gemm(false, true, T, rows, d, this.XB2.p, d, (lw.wqkv as Buf).p, d, this.QKV2.p, rows, false);
+        for (let r = 0; r < T; r++) {
+          this.pos = pos0 + r;
+          const q = row(this.QKV2, r, rows);
+          if (c.positions === 'rope') { this.rope(q.v, 0, H); this.rope(q.v, H * hd, Hkv); }
+          this.attend(lw, q, H * hd, (H + Hkv) * hd, q.v, row(this.ATT2, r, H * hd));
+        }
+        this.kernels.gemm(false, true, T, d, H * hd, this.ATT2.p, H * hd, (lw.wo as Buf).p, H * hd, this.Y2.p, d, false);
+      } else {
+        for (let r = 0; r < T; r++) perRow(r, () => this.sparseAttention(lw));
+      }
+      for (let i = 0; i < T * d; i++) X[i] += Y[i];
+      for (let r = 0; r < T; r++) this.norm(X.subarray(r * d, (r + 1) * d), lw.ffnNormW, lw.ffnNormB, XB.subarray(r * d, (r + 1) * d));
+      if (c.ffn === 'dense') {
+        const rows = c.activation === 'swiglu' ? 2 * dff : dff;
+        this.kernels.gemm(false, true, T, rows, d, this.XB2.p, d, lw.w1.p, d, this.HB2.p, rows, false);
+        const HB = this.HB2.v;
+        for (let r = 0; r < T; r++) this.activate(lw, HB.subarray(r * rows, (r + 1) * rows), HB.subarray(r * rows, r * rows + dff), dff);
+        // W2 is [d_ff, d] (skipZeros) or W2ᵀ [d, d_ff] (plain dense).
+        if (this.skipZeros) this.kernels.gemm(false, false, T, d, dff, this.HB2.p, rows, lw.w2.p, d, this.Y2.p, d, false);
+        else this.kernels.gemm(false, true, T, d, dff, this.HB2.p, rows, lw.w2.p, dff, this.Y2.p, d, false);
+        if (lw.b2) { const b2 = lw.b2.v; for (let r = 0; r < T; r++) for (let i = 0; i < d; i++) Y[r * d + i] += b2[i]; }
+      } else {
+        for (let r = 0; r < T; r++) perRow(r, () => (c.ffn === 'sparse' ? this.sparseFF(lw) : this.topkFF(lw)));
+      }
+      for (let i = 0; i < T * d; i++) X[i] += Y[i];
+    }
+    this.pos = pos0 + T;
+    if (!logits) return;
+    this.x.v.set(X.subarray((T - 1) * d, T * d));
+    this.outputLayer();
+  }
+
+  /** One token through all layers using the caches; returns the next token's logits [V] (a heap view, valid until the next call). */
+  step(token: number): Float32Array {
+    const c = this.config;
+    if (!Number.isInteger(token) || token < 0 || token >= c.vocab_size) throw new SparselmError(`decode: token ${token} is outside the vocabulary 0..${c.vocab_size - 1}`);
+    this.checkRoom(1);
+    const t0 = performance.now();
+    this.weightBytes = 0;
+    const d = this.d;
+    const x = this.x.v;
+    copy(x, 0, this.tokEmb.v, token * d, d);
+    if (this.posEmb) {
+      const pe = this.posEmb.v, o = this.pos * d;
+      for (let i = 0; i < d; i++) x[i] += pe[o + i];
+    }
+    this.weightBytes += d * 4;
+    const tb = performance.now();
+    for (let l = 0; l < this.layers.length; l++) {
+      const lw = this.layers[l];
+      this.norm(x, lw.attnNormW, lw.attnNormB, this.xb.v);
+      if (c.attn === 'dense') this.denseAttention(lw); else this.sparseAttention(lw);
+      const y = this.y.v;
+      for (let i = 0; i < d; i++) x[i] += y[i];
+      this.norm(x, lw.ffnNormW, lw.ffnNormB, this.xb.v);
+      if (c.ffn === 'sparse') this.sparseFF(lw);
+      else if (c.ffn === 'topk') this.topkFF(lw);
+      else this.denseFF(lw);
+      for (let i = 0; i < d; i++) x[i] += y[i];
+    }
+    const te = performance.now();
+    this.outputLayer();
+    this.pos++;
+    const t1 = performance.now();
+    this.last.weightBytes = this.weightBytes;
+    this.last.blocksMs = te - tb;
+    this.last.totalMs = t1 - t0;
+    return this.logits.v;
+  }
+
+  // ------------------------------------------------------------ pieces
+
+  /** logits = Output(Norm(x; out_norm)). */
+  private outputLayer(): void {
+    const V = this.config.vocab_size;
+    this.norm(this.x.v, this.outNormW, this.outNormB, this.xb.v);
+    if (this.outFactored) {
+      this.factoredDense(this.outFactored, this.xb, this.logits);
+    } else {
+      this.kernels.gemv((this.outW as Buf).p, V, this.d, this.xb.p, this.logits.p);
+      this.weightBytes += V * this.d * 4;
+    }
+  }
+
+  private checkRoom(n: number): void {
+    if (this.pos + n > this.maxContext) {
+      throw new SparselmError(`decode: ${this.pos + n} positions exceed the engine's context of ${this.maxContext}`);
+    }
+  }
+
+  private alloc(n: number): Buf {
+    const p = this.kernels.heap.alloc(Math.max(1, n) * 4, 64);
+    this.allocated.push(p);
+    return { p, v: this.kernels.heap.f32(p, n) };
+  }
+
+  /** out = Norm(x) (layernorm or rmsnorm), float64 accumulation. */
+  private norm(x: Float32Array, w: Buf, b: Buf | null, out: Float32Array): void {
+    const d = this.d, eps = this.config.norm_eps, wv = w.v;
+    if (this.config.norm === 'layernorm') {
+      let mean = 0;
+      for (let i = 0; i < d; i++) mean += x[i];
+      mean /= d;
+      let v = 0;
+      for (let i = 0; i < d; i++) { const t = x[i] - mean; v += t * t; }
+      const inv = 1 / Math.sqrt(v / d + eps);
+      const bv = (b as Buf).v;
+      for (let i = 0; i < d; i++) out[i] = (x[i] - mean) * inv * wv[i] + bv[i];
+    } else {
+      let ss = 0;
+      for (let i = 0; i < d; i++) ss += x[i] * x[i];
+      const inv = 1 / Math.sqrt(ss / d + eps);
+      for (let i = 0; i < d; i++) out[i] = x[i] * inv * wv[i];
+    }
+    this.weightBytes += d * 4 * (b ? 2 : 1);
+  }
+
+  /** RoPE (llama.cpp NORM form) on n heads of hd starting at offset `o` of v, at the current position. */
+  private rope(v: Float32Array, o: number, n: number): void {
+    const hd = this.hd, half = hd / 2, pos = this.pos, f = this.invFreq;
+    for (let i = 0; i < half; i++) {
+      const a = pos * f[i], cs = Math.cos(a), sn = Math.sin(a);
+      for (let h = 0; h < n; h++) {
+        const j = o + h * hd + 2 * i;
+        const x0 = v[j], x1 = v[j + 1];
+        v[j] = x0 * cs - x1 * sn;
+        v[j + 1] = x0 * sn + x1 * cs;
+      }
+    }
+  }
+
+  /**
+   * Causal attention of the current query (qkv at offset 0, H heads) over the
+   * cache after writing the current key and value (at offsets kOff, vOff,
+   * Hkv heads) into it; result merged in this.att. Scores q·Kᵀ by gemv over the
+   * head's cached keys [T, hd]; the weighted sum of values by axpyRows.
+   */
+  private attend(lw: LayerW, q: Buf, kOff: number, vOff: number, kvSrc: Float32Array, out: Buf): void {
+    const hd = this.hd, H = this.H, Hkv = this.Hkv, pos = this.pos, ctx = this.maxContext, T = pos + 1;
+    for (let h = 0; h < Hkv; h++) {
+      const o = (h * ctx + pos) * hd;
+      copy(lw.k.v, o, kvSrc, kOff + h * hd, hd);
+      copy(lw.v.v, o, kvSrc, vOff + h * hd, hd);
+    }
+    const group = H / Hkv, scale = 1 / Math.sqrt(hd);
+    const s = this.scores.v;
+    out.v.fill(0, 0, H * hd);
+    for (let h = 0; h < H; h++) {
+      const kv = Math.floor(h / group);
+      const kp = lw.k.p + kv * ctx * hd * 4, vp = lw.v.p + kv * ctx * hd * 4;
+      this.kernels.gemv(kp, T, hd, q.p + h * hd * 4, this.scores.p);
+      let mx = -Infinity;
+      for (let t = 0; t < T; t++) { s[t] *= scale; if (s[t] > mx) mx = s[t]; }
+      let sum = 0;
+      for (let t = 0; t < T; t++) { const e = Math.exp(s[t] - mx); s[t] = e; sum += e; }
+      for (let t = 0; t < T; t++) s[t] /= sum;
+      this.kernels.axpyRows(vp, hd, this.iota.p, this.scores.p, T, out.p + h * hd * 4);
+    }
+  }
+
+  private denseAttention(lw: LayerW): void {
+    const hd = this.hd, H = this.H, Hkv = this.Hkv, d = this.d;
+    const rows = (H + 2 * Hkv) * hd;
+    this.kernels.gemv((lw.wqkv as Buf).p, rows, d, this.xb.p, this.qkv.p);
+    this.weightBytes += rows * d * 4;
+    const qkv = this.qkv.v;
+    if (this.config.positions === 'rope') {
+      this.rope(qkv, 0, H);
+      this.rope(qkv, H * hd, Hkv);
+    }
+    this.attend(lw, this.qkv, H * hd, (H + Hkv) * hd, qkv, this.att);
+    this.kernels.gemv((lw.wo as Buf).p, d, H * hd, this.att.p, this.y.p);
+    this.weightBytes += d * H * hd * 4;
+  }
+
+  /** out[s·M+t] = Σ_i x_i·D[i,s]·E[i,t] + beta: rows x⊙D[:,s] [S, d] times E [d, M] in one gemm. */
+  private factoredDense(f: Factored, x: Buf, out: Buf): void {
+    const d = this.d, S = f.S, M = f.M;
+    const xs = this.xs.v, Dt = f.Dt.v, xv = x.v;
+    for (let s = 0; s < S; s++) {
+      const o = s * d;
+      for (let i = 0; i < d; i++) xs[o + i] = xv[i] * Dt[o + i];
+    }
+    this.kernels.gemm(false, false, S, M, d, this.xs.p, d, f.E.p, M, out.p, M, false);
+    const ov = out.v, bv = f.beta.v;
+    for (let i = 0; i < S * M; i++) ov[i] += bv[i];
+    this.weightBytes += (d * S + d * M + S * M) * 4;
+  }
+
+  /**
+   * Build the im2col rows of a causal conv over (length, modules) for the current
+   * token: col[s, (i·Fw + j)·M + ci] = row_i[(s + j - half)·M + ci] (zero outside
+   * the modules), row_i = state[i] for i < F_l-1 and `cur` for i = F_l-1.
+   */
+  private im2col(state: Float32Array, cur: Float32Array, Fw: number, col: Float32Array): void {
+    const c = this.config, Fl = this.Fl, S = c.qkv_modules, M = this.d / S, half = (Fw - 1) / 2;
+    const width = Fl * Fw * M;
+    for (let s = 0; s < S; s++) {
+      for (let i = 0; i < Fl; i++) {
+        const src = i < Fl - 1 ? state : cur, so = i < Fl - 1 ? i * this.d : 0;
+        for (let j = 0; j < Fw; j++) {
+          const dst = s * width + (i * Fw + j) * M, sm = s + j - half;
+          if (sm < 0 || sm >= S) col.fill(0, dst, dst + M);
+          else copy(col, dst, src, so + sm * M, M);
+        }
+      }
+    }
+  }
+
+  /** out[off..] as [S, M] = col [S, F_l·Fw·M] · kernel [F_l·Fw·M, M] + bias; outP is the heap pointer of out[off]. */
+  private convApply(cv: Conv, col: Buf, out: Float32Array, off: number, outP: number): void {
+    const c = this.config, S = c.qkv_modules, M = this.d / S, K = this.Fl * cv.Fw * M;
+    this.kernels.gemm(false, false, S, M, K, col.p, K, cv.kernel.p, M, outP, M, false);
+    const b = cv.bias.v;
+    for (let s = 0; s < S; s++) for (let t = 0; t < M; t++) out[off + s * M + t] += b[t];
+    this.weightBytes += (K * M + M) * 4;
+  }
+
+  /** Drop the oldest state row, append `cur`. */
+  private pushState(state: Float32Array, cur: Float32Array): void {
+    const d = this.d, Fl = this.Fl;
+    if (Fl <= 1) return;
+    state.copyWithin(0, d, (Fl - 1) * d);
+    copy(state, (Fl - 2) * d, cur, 0, d);
+  }
+
+  private sparseAttention(lw: LayerW): void {
+    const d = this.d, H = this.H;
+    const m = this.m;
+    this.factoredDense(lw.mult as Factored, this.xb, m);
+    const state = (lw.qkvState as Buf).v;
+    this.im2col(state, m.v, 3, this.colQK.v);
+    this.im2col(state, m.v, 1, this.colV.v);
+    const qkv = this.qkv.v;
+    this.convApply(lw.convQ as Conv, this.colQK, qkv, 0, this.qkv.p);
+    this.convApply(lw.convK as Conv, this.colQK, qkv, d, this.qkv.p + d * 4);
+    this.convApply(lw.convV as Conv, this.colV, qkv, 2 * d, this.qkv.p + 2 * d * 4);
+    this.pushState(state, m.v);
+    if (this.config.positions === 'rope') {
+      this.rope(qkv, 0, H);
+      this.rope(qkv, d, H);
+    }
+    this.attend(lw, this.qkv, d, 2 * d, qkv, this.att);
+    // output layer: none / mult / conv / multconv
+    let cur: Buf = this.att;
+    if (lw.outMult) {
+      this.factoredDense(lw.outMult, cur, this.tmp);
+      cur = this.tmp;
+    }
+    if (lw.outConv) {
+      const os = (lw.outState as Buf).v;
+      this.im2col(os, cur.v, 3, this.colQK.v);
+      this.pushState(os, cur.v);
+      this.convApply(lw.outConv, this.colQK, this.y.v, 0, this.y.p);
+    } else {
+      copy(this.y.v, 0, cur.v, 0, d);
+    }
+  }
+
+  /** y = b2 (or 0) + Σ_{i<n} coef[i]·W2[idx[i], :]. */
+  private down(lw: LayerW, n: number): void {
+    const d = this.d;
+    if (lw.b2) this.y.v.set(lw.b2.v); else this.y.v.fill(0);
+    if (n > 0) this.kernels.axpyRows(lw.w2.p, d, this.idx.p, this.coef.p, n, this.y.p);
+    this.weightBytes += n * d * 4 + (lw.b2 ? d * 4 : 0);
+  }
+
+  /** out[u] = act(h[u] + b1[u]) for u < dff (swiglu: silu(h[u])·h[dff + u]); dense FF only. */
+  private activate(lw: LayerW, h: Float32Array, out: Float32Array, dff: number): void {
+    const act = this.config.activation;
+    if (act === 'swiglu') {
+      for (let u = 0; u < dff; u++) { const g = h[u]; out[u] = (g / (1 + Math.exp(-g))) * h[dff + u]; }
+      return;
+    }
+    const b1 = lw.b1?.v;
+    if (b1) this.weightBytes += dff * 4;
+    for (let u = 0; u < dff; u++) {
+      const z = b1 ? h[u] + b1[u] : h[u];
+      out[u] = act === 'gelu' ? 0.5 * z * (1 + erf(z * Math.SQRT1_2)) : z > 0 ? z : 0;
+    }
+  }
+
+  /** Dense FF: h = act(W1ᵀ·x + b1) by gemv, then only the nonzero rows of W2 (ReLU's zeros are skipped: the Lazy Neuron saving). */
+  private denseFF(lw: LayerW): void {
+    const c = this.config, d = this.d, dff = c.d_ff;
+    const swiglu = c.activation === 'swiglu';
+    const rows = swiglu ? 2 * dff : dff;
+    this.kernels.gemv(lw.w1.p, rows, d, this.xb.p, this.hbuf.p);
+    this.weightBytes += rows * d * 4;
+    const h = this.hbuf.v, idx = this.idx.v, coef = this.coef.v;
+    if (!this.skipZeros) {
+      // The plain dense baseline: every unit, one gemv over W2ᵀ.
+      this.activate(lw, h, coef, dff);
+      this.kernels.gemv(lw.w2.p, d, dff, this.coef.p, this.y.p);
+      this.weightBytes += dff * d * 4;
+      if (lw.b2) { const y = this.y.v, b2 = lw.b2.v; for (let i = 0; i < d; i++) y[i] += b2[i]; this.weightBytes += d * 4; }
+      return;
+    }
+    let n = 0;
+    if (swiglu) {
+      for (let u = 0; u < dff; u++) {
+        const g = h[u], a = (g / (1 + Math.exp(-g))) * h[dff + u];
+        if (a !== 0 || !this.skipZeros) { idx[n] = u; coef[n] = a; n++; }
+      }
+    } else {
+      const b1 = lw.b1?.v;
+      if (b1) this.weightBytes += dff * 4;
+      const gelu = c.activation === 'gelu';
+      for (let u = 0; u < dff; u++) {
+        const z = b1 ? h[u] + b1[u] : h[u];
+        const a = gelu ? 0.5 * z * (1 + erf(z * Math.SQRT1_2)) : z > 0 ? z : 0;
+        if (a !== 0 || !this.skipZeros) { idx[n] = u; coef[n] = a; n++; }
+      }
+    }
+    this.down(lw, n);
+  }
+
+  /** Top-k FF: gemv over all of W1ᵀ, keep the k largest ReLU outputs (ties to the lower index), axpyRows over those rows of W2. */
+  private topkFF(lw: LayerW): void {
+    const c = this.config, d = this.d, dff = c.d_ff, k = lw.topk;
+    this.kernels.gemv(lw.w1.p, dff, d, this.xb.p, this.hbuf.p);
+    this.weightBytes += dff * d * 4;
+    const h = this.hbuf.v, b1 = lw.b1?.v;
+    if (b1) this.weightBytes += dff * 4;
+    for (let u = 0; u < dff; u++) { const z = b1 ? h[u] + b1[u] : h[u]; h[u] = z > 0 ? z : 0; }
+    // Min-heap of size k over (value, -index): its root is the weakest kept unit.
+    const hp = this.topkHeap;
+    for (let u = 0; u < k; u++) hp[u] = u;
+    for (let i = (k >> 1) - 1; i >= 0; i--) siftDown(hp, h, i, k);
+    for (let u = k; u < dff; u++) {
+      if (weaker(h, hp[0], u)) { hp[0] = u; siftDown(hp, h, 0, k); }
+    }
+    const idx = this.idx.v, coef = this.coef.v;
+    let n = 0;
+    for (let i = 0; i < k; i++) { const u = hp[i]; if (h[u] !== 0) { idx[n] = u; coef[n] = h[u]; n++; } }
+    this.down(lw, n);
+  }
+
+  /**
+   * Sparse FF: controller logits l = C2ᵀ·(C1ᵀ·x) + c (two small gemvs), argmax per
+   * block of N (ties to the lower index), then only the chosen rows:
+   * z = W1ᵀ[idx]·x (gemvRows), h = relu(z + b1) (× p(chosen) if
+   * multiply_by_controller), y = b2 + Σ h·W2[idx] (axpyRows).
+   */
+  private sparseFF(lw: LayerW): void {
+    const c = this.config, d = this.d, dff = c.d_ff, r = c.sparse_lowrank, N = c.sparse_block, nb = dff / N;
+    this.kernels.gemv((lw.c1 as Buf).p, r, d, this.xb.p, this.low.p);
+    this.kernels.gemv((lw.c2 as Buf).p, dff, r, this.low.p, this.ctrl.p);
+    this.weightBytes += (r * d + dff * r + dff) * 4;
+    const l = this.ctrl.v, cb = (lw.cBias as Buf).v, idx = this.idx.v, coef = this.coef.v;
+    const mult = c.sparse_multiply_by_controller;
+    for (let u = 0; u < dff; u++) l[u] += cb[u];
+    for (let b = 0; b < nb; b++) {
+      const o = b * N;
+      let best = o;
+      for (let u = o + 1; u < o + N; u++) if (l[u] > l[best]) best = u;
+      idx[b] = best;
+      if (mult) {
+        let sum = 0;
+        const mx = l[best];
+        for (let u = o; u < o + N; u++) sum += Math.exp(l[u] - mx);
+        coef[b] = 1 / sum;
+      }
+    }
+    const z = this.hbuf.v;
+    this.kernels.gemvRows(lw.w1.p, d, this.idx.p, nb, this.xb.p, this.hbuf.p);
+    this.weightBytes += nb * d * 4;
+    const b1 = lw.b1?.v;
+    if (b1) this.weightBytes += nb * 4;
+    // Compact to the neurons that are active after ReLU (the inactive ones read no W2 row).
+    let n = 0;
+    for (let b = 0; b < nb; b++) {
+      const u = idx[b];
+      const zz = b1 ? z[b] + b1[u] : z[b];
+      if (zz > 0) { coef[n] = mult ? zz * coef[b] : zz; idx[n] = u; n++; }
+    }
+    this.down(lw, n);
+  }
+}

@@ -11,6 +11,7 @@ import { SparselmError } from '../tensor/errors.js';
 import { runDemo } from './demo.js';
 import { addTrainCommands } from './train.js';
 import { addGenerateCommand } from './generate.js';
+import { addExportCommand } from './export.js';
 
 function positiveInt(name: string) {
   return (value: string): number => {
@@ -39,6 +40,7 @@ program
 
 addTrainCommands(program);
 addGenerateCommand(program);
+addExportCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -12,6 +12,8 @@ import { runDemo } from './demo.js';
 import { addTrainCommands } from './train.js';
 import { addGenerateCommand } from './generate.js';
 import { addExportCommand } from './export.js';
+import { addReportCommand } from './report.js';
+import { addAnalyzeCommand } from './analyze.js';
 
 function positiveInt(name: string) {
   return (value: string): number => {
@@ -41,6 +43,8 @@ program
 addTrainCommands(program);
 addGenerateCommand(program);
 addExportCommand(program);
+addReportCommand(program);
+addAnalyzeCommand(program);
 
 try {
   await program.parseAsync(process.argv);

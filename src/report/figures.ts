@@ -1,0 +1,285 @@
+/**
+ * The report's figures as Vega-Lite specifications, each with the rows it
+ * plots (report.json stores those rows, so every plotted number can be read
+ * back). A figure whose data is absent from every run is not drawn; it is
+ * returned as an Omission naming the input that would add it.
+ *
+ * Not a renderer (render.ts turns specs into SVG and PNG) and not a reader
+ * (runs.ts, extras.ts). Invariants: every data row becomes exactly one point
+ * or bar mark, so a test can count marks against rows; layers are ordered by
+ * block index; runs keep the order given on the command line.
+ */
+
+import type { TopLevelSpec } from 'vega-lite';
+import { sortLayers, type RunData } from './runs.js';
+import { findCalibration, findFiringHistograms, findSweep } from './extras.js';
+
+export type Row = Record<string, string | number | null>;
+
+export interface Figure {
+  /** File stem: `<id>.svg`, `<id>.png`. */
+  id: string;
+  title: string;
+  caption: string;
+  spec: TopLevelSpec;
+  rows: Row[];
+}
+
+export interface Omission {
+  id: string;
+  title: string;
+  /** What input would add the figure, written for the page. */
+  needs: string;
+}
+
+/** Most points per training curve; longer runs are thinned evenly (first and last kept). */
+export const MAX_POINTS_PER_CURVE = 200;
+
+export function thin<T>(xs: T[], max = MAX_POINTS_PER_CURVE): T[] {
+  if (xs.length <= max) return xs;
+  const out: T[] = [];
+  for (let i = 0; i < max; i++) out.push(xs[Math.round((i * (xs.length - 1)) / (max - 1))]);
+  return out;
+}
+
+const pct = (f: number) => Math.round(f * 1e6) / 1e4; // fraction → percent, 4 decimals
+const PANEL = { width: 280, height: 200 };
+const point = { type: 'point', filled: true, size: 30, opacity: 0.9 } as const;
+
+function sparsityOverSteps(runs: RunData[]): Figure | null {
+  const rows: Row[] = [];
+  for (const r of runs) {
+    for (const p of thin(r.train.filter((t) => Object.keys(t.sparsity).length > 0))) {
+      for (const layer of sortLayers(Object.keys(p.sparsity))) rows.push({ run: r.name, layer, step: p.step, pct_nonzero: pct(p.sparsity[layer]) });
+    }
+  }
+  if (rows.length === 0) return null;
+  const layers = sortLayers(rows.map((x) => String(x.layer)));
+  const withData = runs.filter((r) => rows.some((x) => x.run === r.name)).map((r) => r.name);
+  return {
+    id: 'sparsity-over-steps',
+    title: 'Nonzero FF activations per layer during training',
+    caption: 'Percentage of nonzero entries of the FF activation per token (training batches, from metrics.jsonl "sparsity"), one panel per run, one line per layer: the layout of Figure 1 of the Lazy Neuron paper.',
+    rows,
+    spec: {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title: 'Nonzero FF activations per layer during training',
+      data: { values: rows },
+      facet: { field: 'run', type: 'nominal', sort: withData, title: null },
+      columns: Math.min(withData.length, 3),
+      resolve: { scale: { y: 'independent' } },
+      spec: {
+        ...PANEL,
+        encoding: {
+          x: { field: 'step', type: 'quantitative', title: 'training step' },
+          y: { field: 'pct_nonzero', type: 'quantitative', title: '% nonzero entries' },
+          color: { field: 'layer', type: 'nominal', sort: layers, title: 'layer', scale: { scheme: 'viridis' } },
+        },
+        layer: [{ mark: { type: 'line', strokeWidth: 1.5 } }, { mark: point }],
+      },
+    },
+  };
+}
+
+function finalSparsity(runs: RunData[]): Figure | null {
+  const rows: Row[] = [];
+  for (const r of runs) {
+    const lastTrain = [...r.train].reverse().find((t) => Object.keys(t.sparsity).length > 0);
+    const lastEval = [...r.evals].reverse().find((e) => Object.keys(e.sparsity).length > 0);
+    for (const [split, p] of [['train', lastTrain], ['validation', lastEval]] as const) {
+      if (!p) continue;
+      for (const layer of sortLayers(Object.keys(p.sparsity))) rows.push({ run: r.name, layer, split, step: p.step, pct_nonzero: pct(p.sparsity[layer]) });
+    }
+  }
+  if (rows.length === 0) return null;
+  const layers = sortLayers(rows.map((x) => String(x.layer)));
+  const withData = runs.filter((r) => rows.some((x) => x.run === r.name)).map((r) => r.name);
+  return {
+    id: 'final-sparsity',
+    title: 'Final nonzero FF activations per layer, train and validation',
+    caption: 'Percentage of nonzero FF activations per layer at the last logged training step ("sparsity", one training batch) and at the last validation pass ("val_sparsity"); report.json gives the step of each bar.',
+    rows,
+    spec: {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title: 'Final nonzero FF activations per layer, train and validation',
+      data: { values: rows },
+      facet: { field: 'run', type: 'nominal', sort: withData, title: null },
+      columns: Math.min(withData.length, 3),
+      spec: {
+        ...PANEL,
+        mark: { type: 'bar' },
+        encoding: {
+          x: { field: 'layer', type: 'nominal', sort: layers, title: 'layer', axis: { labelAngle: 0 } },
+          xOffset: { field: 'split', type: 'nominal', sort: ['train', 'validation'] },
+          y: { field: 'pct_nonzero', type: 'quantitative', title: '% nonzero entries' },
+          color: { field: 'split', type: 'nominal', sort: ['train', 'validation'], title: 'data', scale: { range: ['#4c78a8', '#f58518'] } },
+          tooltip: [{ field: 'run' }, { field: 'layer' }, { field: 'split' }, { field: 'step', type: 'quantitative' }, { field: 'pct_nonzero', type: 'quantitative' }],
+        },
+      },
+    },
+  };
+}
+
+function lossCurves(runs: RunData[]): Figure | null {
+  const rows: Row[] = [];
+  for (const r of runs) {
+    for (const p of thin(r.train.filter((t) => t.loss !== null))) rows.push({ run: r.name, split: 'train', step: p.step, loss: p.loss });
+    for (const e of r.evals) if (e.valLoss !== null) rows.push({ run: r.name, split: 'validation', step: e.step, loss: e.valLoss });
+  }
+  if (rows.length === 0) return null;
+  return {
+    id: 'loss',
+    title: 'Training and validation loss',
+    caption: 'Cross-entropy loss (nats per token) of every run on shared axes: training loss per logged step (solid) and validation loss per evaluation (dashed).',
+    rows,
+    spec: {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title: 'Training and validation loss',
+      width: 560,
+      height: 300,
+      data: { values: rows },
+      encoding: {
+        x: { field: 'step', type: 'quantitative', title: 'training step' },
+        y: { field: 'loss', type: 'quantitative', title: 'loss (nats/token)', scale: { zero: false } },
+        color: { field: 'run', type: 'nominal', sort: runs.map((r) => r.name), title: 'run' },
+      },
+      // strokeDash only on the lines, so one 'data' legend shows solid and dashed strokes.
+      layer: [
+        { mark: { type: 'line', strokeWidth: 1.5 }, encoding: { strokeDash: { field: 'split', type: 'nominal', sort: ['train', 'validation'], title: 'data' } } },
+        { mark: point, encoding: { detail: { field: 'split', type: 'nominal' } } },
+      ],
+    },
+  };
+}
+
+function firingFrequency(runs: RunData[]): Figure | null {
+  const rows: Row[] = [];
+  for (const r of runs) {
+    for (const h of findFiringHistograms(r.analysis) ?? []) {
+      h.counts.forEach((count, i) => rows.push({ run: r.name, layer: h.layer, freq_lo: h.edges[i], freq_hi: h.edges[i + 1], neurons: count }));
+    }
+  }
+  if (rows.length === 0) return null;
+  const layers = sortLayers(rows.map((x) => String(x.layer)));
+  return {
+    id: 'firing-frequency',
+    title: 'Neuron firing frequency',
+    caption: 'How many FF neurons fire (are nonzero) on a given fraction of tokens, per layer, from analysis.json. Lazy neurons sit near 0; a spike at 0 would be dead neurons.',
+    rows,
+    spec: {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title: 'Neuron firing frequency',
+      data: { values: rows },
+      facet: { row: { field: 'run', type: 'nominal', sort: runs.map((r) => r.name), title: null }, column: { field: 'layer', type: 'nominal', sort: layers, title: null } },
+      resolve: { scale: { y: 'independent' } },
+      spec: {
+        width: 180,
+        height: 140,
+        // A rect from 0 to the count over each bin's [lo, hi): with x and x2 ranged, a 'bar' would be read as horizontal.
+        mark: { type: 'rect', stroke: 'white', strokeWidth: 0.5 },
+        encoding: {
+          x: { field: 'freq_lo', type: 'quantitative', title: 'fraction of tokens firing', scale: { domain: [0, 1] } },
+          x2: { field: 'freq_hi' },
+          y: { field: 'neurons', type: 'quantitative', title: 'neurons', scale: { zero: true } },
+          y2: { datum: 0 },
+        },
+      },
+    },
+  };
+}
+
+function sweeps(runs: RunData[]): Figure | null {
+  const rows: Row[] = [];
+  let xName = '';
+  for (const r of runs) {
+    const s = findSweep(r.sweep);
+    if (!s) continue;
+    if (xName === '') xName = s.x;
+    if (s.x !== xName) continue; // one x axis per figure; runs sweeping another setting are left out
+    for (const row of s.rows) for (const m of s.metrics) rows.push({ run: r.name, metric: m, x: row[s.x], value: row[m] });
+  }
+  if (rows.length === 0) return null;
+  return {
+    id: 'sweep',
+    title: `Sweep over ${xName}`,
+    caption: `Metrics from sweep.json against the swept setting "${xName}", one panel per metric.`,
+    rows,
+    spec: {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title: `Sweep over ${xName}`,
+      data: { values: rows },
+      facet: { field: 'metric', type: 'nominal', title: null },
+      columns: 3,
+      resolve: { scale: { y: 'independent' } },
+      spec: {
+        ...PANEL,
+        encoding: {
+          x: { field: 'x', type: 'quantitative', title: xName },
+          y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
+          color: { field: 'run', type: 'nominal', sort: runs.map((r) => r.name), title: 'run' },
+        },
+        layer: [{ mark: { type: 'line', strokeWidth: 1.5 } }, { mark: point }],
+      },
+    },
+  };
+}
+
+function calibration(runs: RunData[]): Figure | null {
+  const rows: Row[] = [];
+  const eces: string[] = [];
+  for (const r of runs) {
+    const c = findCalibration(r.calibration) ?? findCalibration(r.analysis);
+    if (!c) continue;
+    if (c.ece !== null) eces.push(`${r.name}: ECE ${c.ece.toFixed(4)}`);
+    for (const b of c.bins) rows.push({ run: r.name, confidence: b.confidence, accuracy: b.accuracy, count: b.count });
+  }
+  if (rows.length === 0) return null;
+  return {
+    id: 'calibration',
+    title: 'Calibration (reliability diagram)',
+    caption: `Accuracy against mean confidence per confidence bin; the dashed diagonal is perfect calibration.${eces.length > 0 ? ' ' + eces.join('; ') + '.' : ''}`,
+    rows,
+    spec: {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title: 'Calibration (reliability diagram)',
+      width: 300,
+      height: 300,
+      layer: [
+        {
+          data: { values: [{ d: 0 }, { d: 1 }] },
+          mark: { type: 'line', strokeDash: [4, 4], color: '#999' },
+          encoding: { x: { field: 'd', type: 'quantitative' }, y: { field: 'd', type: 'quantitative' } },
+        },
+        {
+          data: { values: rows },
+          encoding: {
+            x: { field: 'confidence', type: 'quantitative', title: 'confidence', scale: { domain: [0, 1] } },
+            y: { field: 'accuracy', type: 'quantitative', title: 'accuracy', scale: { domain: [0, 1] } },
+            color: { field: 'run', type: 'nominal', sort: runs.map((r) => r.name), title: 'run' },
+          },
+          layer: [{ mark: { type: 'line', strokeWidth: 1.5 } }, { mark: point }],
+        },
+      ],
+    },
+  };
+}
+
+/** Every figure the runs have data for, in page order, and the ones they lack. */
+export function buildFigures(runs: RunData[]): { figures: Figure[]; omitted: Omission[] } {
+  const makers: [string, string, (r: RunData[]) => Figure | null, string][] = [
+    ['sparsity-over-steps', 'Nonzero FF activations per layer during training', sparsityOverSteps, 'training lines in metrics.jsonl with a "sparsity" object (logged by `sparselm train` for models with FF activation observers)'],
+    ['final-sparsity', 'Final nonzero FF activations per layer', finalSparsity, 'a "sparsity" or "val_sparsity" object in metrics.jsonl'],
+    ['loss', 'Training and validation loss', lossCurves, '"loss" or "val_loss" lines in metrics.jsonl'],
+    ['firing-frequency', 'Neuron firing frequency', firingFrequency, 'an analysis.json in the run directory (the JSON output of `sparselm analyze`) with per-neuron firing frequencies, e.g. {"firing_frequency": {"blk.0": [0.01, 0.3, ...]}}'],
+    ['sweep', 'Sweep', sweeps, 'a sweep.json in the run directory: an array of rows such as [{"k": 32, "val_loss": 2.1}, ...]'],
+    ['calibration', 'Calibration (reliability diagram)', calibration, 'a calibration.json in the run directory (or a "calibration" field in analysis.json): {"bins": [{"confidence": 0.55, "accuracy": 0.5, "count": 120}, ...], "ece": 0.03}'],
+  ];
+  const figures: Figure[] = [];
+  const omitted: Omission[] = [];
+  for (const [id, title, make, needs] of makers) {
+    const f = make(runs);
+    if (f) figures.push(f);
+    else omitted.push({ id, title, needs });
+  }
+  return { figures, omitted };
+}

@@ -151,6 +151,9 @@ describe('report', () => {
     assert.deepEqual(layered?.map((h) => h.layer), ['blk.0', 'blk.1']);
     assert.deepEqual(layered?.[1].counts, [3, 4]);
     assert.deepEqual(findFiringHistograms({ 'blk.3': { firing_rate: [0.5] } })?.map((h) => h.layer), ['blk.3']);
+    // `sparselm analyze --save`: neuron counts per 1/bins of frequency at layers[i].firing.histogram.
+    assert.deepEqual(findFiringHistograms({ layers: [{ layer: 'blk.0', firing: { dff: 4, histogram: [3, 0, 1] } }] }), [{ layer: 'blk.0', edges: [0, 1 / 3, 2 / 3, 1], counts: [3, 0, 1] }]);
+    assert.equal(findFiringHistograms({ layers: [{ layer: 'blk.0', firing: { histogram: [0.5, 1.5] } }] }), null, 'not counts');
     assert.equal(findFiringHistograms({ dead_neurons: 3, sparsity: { 'blk.0': 0.1 } }), null);
     assert.equal(findFiringHistograms({ firing_frequency: [2, 3] }), null, 'not frequencies in [0, 1]');
     assert.equal(findFiringHistograms(null), null);

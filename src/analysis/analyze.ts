@@ -24,6 +24,7 @@ import { forward } from '../models/transformer.js';
 import { tensor } from '../tensor/create.js';
 import { SparselmError } from '../tensor/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { CalibrationResult } from './calibration.js';
 import {
   ActiveOverlap, ControllerUsage, FiringFrequency, NearZeroFraction, NonzeroFraction, TopMass,
   type Acts, type ControllerResult, type FiringResult, type NearZeroResult, type NonzeroResult, type OverlapResult, type TopMassResult,
@@ -55,6 +56,8 @@ export interface AnalysisResult {
   exactZeros: boolean;
   notes: string[];
   layers: LayerAnalysis[];
+  /** Next-token calibration over the same tokens (`sparselm analyze --calibration`; ./calibration.ts). */
+  calibration?: CalibrationResult;
 }
 
 export interface AnalyzeOptions {

@@ -1,12 +1,27 @@
 /**
- * `sparselm analyze --model runs/x [--data shards...] [--tokens N] [--json]`:
+ * `sparselm analyze --model runs/x [--data shards...] [--tokens N] [--json]
+ * [--calibration] [--corrupt-inputs F] [--save]`:
  * the Lazy Neuron statistics of every FF layer of a trained model over N
  * tokens of text (src/analysis/analyze.ts computes them). Text output is one
  * table per statistic with a row per layer; --json prints every number.
+ *
+ * --calibration adds next-token calibration over the same tokens
+ * (src/analysis/calibration.ts: accuracy, confidence, NLL, ECE with equal-
+ * width and equal-mass bins); --corrupt-inputs F (implies --calibration)
+ * measures it with a fraction F of the input tokens replaced by random ids
+ * (the activation statistics stay those of the clean inputs). Calibration
+ * is a second forward pass over the same tokens, so it doubles the run time.
+ * --save writes the --json object as `analysis.json` and, with calibration,
+ * the calibration object as `calibration.json` into the run directory
+ * (atomically), where `sparselm report` plots them.
  */
 
+import { basename, dirname, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { analyzeModel, type AnalysisResult } from '../analysis/analyze.js';
+import { calibrateModel, type CalibrationResult } from '../analysis/calibration.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { CHECKPOINTS_DIR } from '../io/checkpoint.js';
 import { samplePath } from '../data/documents.js';
 import { loadTokenizer } from '../data/tokenizer.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
@@ -17,6 +32,18 @@ import { tensor } from '../tensor/create.js';
 const int = (name: string) => (value: string): number => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got '${value}'`);
+  return n;
+};
+
+const fraction = (value: string): number => {
+  const f = Number(value);
+  if (value.trim() === '' || !(f >= 0 && f <= 1)) throw new InvalidArgumentError(`--corrupt-inputs must be a fraction in [0, 1], got '${value}'`);
+  return f;
+};
+
+const seedArg = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new InvalidArgumentError(`--corrupt-seed must be an integer in [0, 2^32), got '${value}'`);
   return n;
 };
 
@@ -60,7 +87,24 @@ export function formatAnalysis(r: AnalysisResult, source: { checkpoint: string; 
       ['layer', 'blocks x N', 'mean H/log N', 'min H/log N', 'mean max share', 'max share'],
       ctrl.map(({ layer, c }) => [layer, `${c.blocks} x ${c.blockSize}`, c.meanNormEntropy.toFixed(4), c.minNormEntropy.toFixed(4), pct(c.meanMaxShare), pct(c.maxMaxShare)])));
   }
+  if (r.calibration) out.push(formatCalibration(r.calibration));
   return out.join('\n');
+}
+
+export function formatCalibration(c: CalibrationResult): string {
+  const head = `next-token calibration over ${c.tokens.toLocaleString()} predictions`
+    + (c.corrupt ? ` (inputs corrupted: ${c.corrupt.replaced.toLocaleString()} replaced at fraction ${c.corrupt.fraction}, seed ${c.corrupt.seed}; `
+      + `${c.corrupt.changed.toLocaleString()} changed; the activation statistics above are of clean inputs)` : '')
+    + `\naccuracy ${pct(c.accuracy)}, mean confidence ${pct(c.meanConfidence)}, NLL ${c.nll.toFixed(4)} nats/token, `
+    + `ECE ${c.equalWidth.ece.toFixed(4)} (${c.equalWidth.bins.length} equal-width bins), ${c.equalMass.ece.toFixed(4)} (${c.equalMass.bins.length} equal-mass bins)\n`;
+  const num = (x: number | null) => (x === null ? '-' : x.toFixed(4));
+  return head + '\n' + table('reliability diagram (equal-width bins)', ['confidence bin', 'count', 'mean confidence', 'accuracy'],
+    c.equalWidth.bins.map((b, i, all) => [`[${b.lo.toFixed(3)}, ${b.hi.toFixed(3)}${i === all.length - 1 ? ']' : ')'}`, b.count.toLocaleString(), num(b.confidence), num(b.accuracy)]));
+}
+
+/** The run directory of a checkpoint `<run>/checkpoints/<name>`, else the directory given. */
+function runDirOf(checkpointDir: string, given: string): string {
+  return basename(dirname(checkpointDir)) === CHECKPOINTS_DIR ? dirname(dirname(checkpointDir)) : given;
 }
 
 export function addAnalyzeCommand(program: Command): void {
@@ -74,15 +118,38 @@ export function addAnalyzeCommand(program: Command): void {
     .option('--batch <n>', 'sequences per forward pass', int('--batch'), 8)
     .option('--device <name>', 'ref or cpu', 'cpu')
     .option('--json', 'print every number as JSON', false)
-    .action(async (o: { model: string; data?: string[]; splitName: 'train' | 'validation'; tokens: number; batch: number; device: string; json: boolean }) => {
+    .option('--calibration', 'also measure next-token calibration (accuracy, confidence, NLL, ECE, reliability diagram)', false)
+    .option('--corrupt-inputs <fraction>', 'replace this fraction of input tokens with uniformly random ids before measuring calibration (implies --calibration)', fraction)
+    .option('--corrupt-seed <n>', 'seed of the input corruption', seedArg, 1)
+    .option('--save', 'write analysis.json (and calibration.json) into the run directory for `sparselm report`', false)
+    .action(async (o: {
+      model: string; data?: string[]; splitName: 'train' | 'validation'; tokens: number; batch: number; device: string; json: boolean;
+      calibration: boolean; corruptInputs?: number; corruptSeed: number; save: boolean;
+    }) => {
       const ck = loadCheckpoint(o.model, { device: o.device });
       const config = makeConfig(ck.config);
       const params = Object.fromEntries(Object.entries(ck.params).map(([k, v]) => [k, tensor(v.toArray(), v.shape, { device: o.device })]));
       checkParameters(config, params);
       const tokenizer = loadTokenizer(ck.tokenizer);
       const data = o.data ?? [samplePath(o.splitName)];
-      const r = await analyzeModel(config, params, tokenizer, data, { tokens: o.tokens, batchSize: o.batch, device: o.device, split: o.splitName });
-      if (o.json) process.stdout.write(JSON.stringify({ checkpoint: ck.dir, step: ck.step, ...r }, null, 2) + '\n');
+      const r: AnalysisResult = await analyzeModel(config, params, tokenizer, data, { tokens: o.tokens, batchSize: o.batch, device: o.device, split: o.splitName });
+      if (o.calibration || o.corruptInputs !== undefined) {
+        const corrupt = o.corruptInputs === undefined ? undefined : { fraction: o.corruptInputs, seed: o.corruptSeed };
+        r.calibration = await calibrateModel(config, params, tokenizer, data, { tokens: o.tokens, batchSize: o.batch, device: o.device, corrupt });
+      }
+      const full = { checkpoint: ck.dir, step: ck.step, ...r };
+      if (o.json) process.stdout.write(JSON.stringify(full, null, 2) + '\n');
       else process.stdout.write(formatAnalysis(r, { checkpoint: ck.dir, step: ck.step }));
+      if (o.save) {
+        const dir = runDirOf(ck.dir, o.model);
+        const saved = [join(dir, 'analysis.json')];
+        writeFileAtomic(saved[0], JSON.stringify(full, null, 1) + '\n');
+        if (r.calibration) {
+          saved.push(join(dir, 'calibration.json'));
+          writeFileAtomic(saved[1], JSON.stringify({ checkpoint: ck.dir, step: ck.step, data: r.data, split: r.split, ...r.calibration }, null, 1) + '\n');
+        }
+        // Under --json stdout is the JSON object alone.
+        (o.json ? process.stderr : process.stdout).write(`wrote ${saved.join(', ')}\n`);
+      }
     });
 }

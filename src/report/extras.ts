@@ -43,8 +43,16 @@ function asHistogram(v: Json): { edges: number[]; counts: number[] } | null {
   return null;
 }
 
+/** Counts of neurons per equal frequency bin over [0, 1] (as `sparselm analyze` writes them), or null. */
+function asCountHistogram(v: Json): { edges: number[]; counts: number[] } | null {
+  if (!numArray(v) || !v.every((c) => Number.isInteger(c) && c >= 0)) return null;
+  return { edges: Array.from({ length: v.length + 1 }, (_, i) => i / v.length), counts: v };
+}
+
 /**
  * Firing-frequency histograms per layer, from any of:
+ *   { layers: [ { layer: "blk.0", firing: { histogram: number[] (neuron counts per 1/bins of frequency), ... } }, ... ] }
+ *     (the output of `sparselm analyze --json`, written as analysis.json by `--save`)
  *   { <freq key>: { "blk.0": number[] | {edges, counts}, ... } }
  *   { layers: [ { name: "blk.0", <freq key>: number[] | {edges, counts} }, ... ] }
  *   { "blk.0": { <freq key>: ... }, ... }
@@ -63,6 +71,12 @@ export function findFiringHistograms(analysis: Json): FiringHistogram[] | null {
     }
     if (!isObj(v)) return;
     for (const [k, x] of Object.entries(v)) {
+      // `sparselm analyze --json` / analysis.json: layers[i].firing.histogram holds neuron counts per 1/bins of frequency.
+      if (k === 'firing' && isObj(x)) {
+        const h = asCountHistogram(x.histogram);
+        if (h) found.push({ layer: label ?? 'all layers', ...h });
+        continue;
+      }
       if (FREQ_KEY.test(k)) {
         const h = asHistogram(x);
         if (h) {

@@ -270,9 +270,9 @@ export function buildFigures(runs: RunData[]): { figures: Figure[]; omitted: Omi
     ['sparsity-over-steps', 'Nonzero FF activations per layer during training', sparsityOverSteps, 'training lines in metrics.jsonl with a "sparsity" object (logged by `sparselm train` for models with FF activation observers)'],
     ['final-sparsity', 'Final nonzero FF activations per layer', finalSparsity, 'a "sparsity" or "val_sparsity" object in metrics.jsonl'],
     ['loss', 'Training and validation loss', lossCurves, '"loss" or "val_loss" lines in metrics.jsonl'],
-    ['firing-frequency', 'Neuron firing frequency', firingFrequency, 'an analysis.json in the run directory (the JSON output of `sparselm analyze`) with per-neuron firing frequencies, e.g. {"firing_frequency": {"blk.0": [0.01, 0.3, ...]}}'],
+    ['firing-frequency', 'Neuron firing frequency', firingFrequency, 'an analysis.json in the run directory (`sparselm analyze --save` writes it: layers[i].firing.histogram), or per-neuron firing frequencies, e.g. {"firing_frequency": {"blk.0": [0.01, 0.3, ...]}}'],
     ['sweep', 'Sweep', sweeps, 'a sweep.json in the run directory: an array of rows such as [{"k": 32, "val_loss": 2.1}, ...]'],
-    ['calibration', 'Calibration (reliability diagram)', calibration, 'a calibration.json in the run directory (or a "calibration" field in analysis.json): {"bins": [{"confidence": 0.55, "accuracy": 0.5, "count": 120}, ...], "ece": 0.03}'],
+    ['calibration', 'Calibration (reliability diagram)', calibration, 'a calibration.json in the run directory (`sparselm analyze --calibration --save` writes it) or a "calibration" field in analysis.json: {"bins": [{"confidence": 0.55, "accuracy": 0.5, "count": 120}, ...], "ece": 0.03}'],
   ];
   const figures: Figure[] = [];
   const omitted: Omission[] = [];

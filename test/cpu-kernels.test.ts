@@ -327,3 +327,143 @@ describe('cpu kernels, OpenBLAS path', () => {
     });
   }
 });
+
+for (const threads of [1, 2]) {
+  describe(`cpu kernels, ${threads} thread(s): decoder kernels (gemmSmallM, attention)`, () => {
+    let k: CpuKernels;
+    before(() => { k = createKernels({ threads, blas: false }); });
+    after(() => k.dispose());
+
+    test('gemmSmallM: C = A·B for few rows, odd and wide N (16-column panels, tails, thread splits)', () => {
+      let seed = 9000;
+      // [M, N, K]: odd rows (the 1-row tail), N not a multiple of 16, and wide enough to be split across threads.
+      for (const [M, N, K] of [[1, 1, 1], [2, 16, 3], [3, 17, 5], [4, 40, 33], [5, 64, 64], [16, 64, 192], [4, 1000, 300], [7, 2063, 130]]) {
+        const h = k.heap;
+        const pA = h.alloc(M * K * 4), pB = h.alloc(K * N * 4), pC = h.alloc(M * N * 4 + 4);
+        const a = randArray(M * K, seed++), b = randArray(K * N, seed++);
+        h.f32(pA, a.length).set(a); h.f32(pB, b.length).set(b);
+        h.f32(pC, M * N).fill(Number.NaN); // overwritten, not accumulated
+        const sentinel = h.f32(pC + M * N * 4, 1); sentinel[0] = 42;
+        k.gemmSmallM(pA, pB, pC, M, N, K);
+        const what = `gemmSmallM ${M}x${N}x${K}`;
+        checkClose(h.f32(pC, M * N), refGemm(false, false, M, N, K, a, 0, K, b, 0, N, null, 0, N), what);
+        assert.equal(h.f32(pC + M * N * 4, 1)[0], 42, `${what}: wrote past C`);
+        h.free(pA); h.free(pB); h.free(pC);
+      }
+    });
+
+    test('attention: all heads, grouped kv heads, strided cache, against a float64 softmax reference', () => {
+      let seed = 9500;
+      // [H, group, T, hd, ctx]: one position, odd head size (scalar tail), grouped-query heads.
+      for (const [H, group, T, hd, ctx] of [[1, 1, 1, 4, 1], [2, 1, 5, 6, 7], [4, 2, 9, 16, 12], [16, 1, 40, 64, 48], [6, 3, 33, 7, 40]]) {
+        const Hkv = H / group, h = k.heap, scale = 1 / Math.sqrt(hd);
+        const q = randArray(H * hd, seed++), K = randArray(Hkv * ctx * hd, seed++), V = randArray(Hkv * ctx * hd, seed++);
+        const pQ = h.alloc(q.length * 4), pK = h.alloc(K.length * 4), pV = h.alloc(V.length * 4);
+        const pO = h.alloc(H * hd * 4), pS = h.alloc(T * 4);
+        h.f32(pQ, q.length).set(q); h.f32(pK, K.length).set(K); h.f32(pV, V.length).set(V);
+        h.f32(pO, H * hd).fill(Number.NaN);
+        k.attention(pQ, pK, pV, pO, pS, H, group, T, hd, ctx * hd, scale);
+        const got = h.f32(pO, H * hd);
+        // Reference: float64 throughout. The kernel's p carries the float32 error of the
+        // scores (a dot of hd terms) through exp, so each output (a sum of T terms p·v
+        // with Σp = 1, |v| ≤ 1) is within ~(hd·|s| + T)·u·a few of it: 1e-5 is ~100x that.
+        for (let hh = 0; hh < H; hh++) {
+          const g = Math.floor(hh / group), base = g * ctx * hd;
+          const s = new Float64Array(T);
+          for (let t = 0; t < T; t++) {
+            let d = 0;
+            for (let i = 0; i < hd; i++) d += q[hh * hd + i] * K[base + t * hd + i];
+            s[t] = d * scale;
+          }
+          const mx = Math.max(...s);
+          let sum = 0;
+          for (let t = 0; t < T; t++) { s[t] = Math.exp(s[t] - mx); sum += s[t]; }
+          for (let i = 0; i < hd; i++) {
+            let o = 0;
+            for (let t = 0; t < T; t++) o += (s[t] / sum) * V[base + t * hd + i];
+            const err = Math.abs(got[hh * hd + i] - o);
+            if (!(err <= 1e-5)) assert.fail(`attention H=${H} group=${group} T=${T} hd=${hd}: head ${hh} [${i}]: got ${got[hh * hd + i]}, want ${o}`);
+          }
+        }
+        h.free(pQ); h.free(pK); h.free(pV); h.free(pO); h.free(pS);
+      }
+    });
+
+    test('attention: a group that does not divide H is rejected', () => {
+      assert.throws(() => k.attention(0, 0, 0, 0, 0, 3, 2, 1, 4, 4, 1), RangeError);
+    });
+  });
+}
+
+describe('cpu kernels: decoder elementwise kernels (mulRows, addRows, im2col)', () => {
+  let k: CpuKernels;
+  before(() => { k = createKernels({ threads: 1, blas: false }); });
+  after(() => k.dispose());
+
+  test('mulRows and addRows broadcast a row over rows (odd n: the scalar tail); products and sums are exact float32 roundings', () => {
+    let seed = 9700;
+    for (const [rows, n] of [[1, 1], [1, 7], [3, 5], [16, 64], [2, 1027]]) {
+      const h = k.heap;
+      const x = randArray(n, seed++), D = randArray(rows * n, seed++), y0 = randArray(rows * n, seed++);
+      const pX = h.alloc(n * 4), pD = h.alloc(rows * n * 4), pO = h.alloc(rows * n * 4 + 4);
+      h.f32(pX, n).set(x); h.f32(pD, rows * n).set(D);
+      const sentinel = h.f32(pO + rows * n * 4, 1); sentinel[0] = 42;
+      k.mulRows(pX, pD, pO, rows, n);
+      let got = h.f32(pO, rows * n);
+      for (let i = 0; i < rows * n; i++) assert.equal(got[i], Math.fround(x[i % n] * D[i]), `mulRows ${rows}x${n} [${i}]`);
+      h.f32(pO, rows * n).set(y0);
+      k.addRows(pO, pX, rows, n);
+      got = h.f32(pO, rows * n);
+      for (let i = 0; i < rows * n; i++) assert.equal(got[i], Math.fround(y0[i] + x[i % n]), `addRows ${rows}x${n} [${i}]`);
+      assert.equal(h.f32(pO + rows * n * 4, 1)[0], 42, 'wrote past the output');
+      h.free(pX); h.free(pD); h.free(pO);
+    }
+  });
+
+  test('blockArgmax: per-block argmax, ties to the lower index, first and last in a block', () => {
+    let seed = 9900;
+    for (const [nb, N] of [[1, 1], [3, 1], [4, 8], [96, 64]]) {
+      const h = k.heap;
+      const l = randArray(nb * N, seed++);
+      // Ties: block 0 all equal (-> its first index); block 1 ties its two largest (-> the lower); block 2 peaks last.
+      if (nb > 2 && N > 2) { l.fill(0.5, 0, N); l[N + 1] = 2; l[N + N - 1] = 2; l[3 * N - 1] = 3; }
+      const pL = h.alloc(l.length * 4), pI = h.alloc(nb * 4);
+      h.f32(pL, l.length).set(l);
+      k.blockArgmax(pL, pI, nb, N);
+      const got = h.i32(pI, nb);
+      for (let b = 0; b < nb; b++) {
+        let best = b * N;
+        for (let u = b * N + 1; u < (b + 1) * N; u++) if (l[u] > l[best]) best = u;
+        assert.equal(got[b], best, `blockArgmax nb=${nb} N=${N} block ${b}`);
+      }
+      if (nb > 2 && N > 2) assert.deepEqual([got[0], got[1], got[2]], [0, N + 1, 3 * N - 1]);
+      h.free(pL); h.free(pI);
+    }
+  });
+
+  test('im2col: causal rows from state and the current row, zero padding at the module edges', () => {
+    let seed = 9800;
+    for (const [S, M, Fl, Fw] of [[1, 4, 1, 1], [4, 3, 3, 3], [16, 8, 3, 1], [5, 2, 2, 5]]) {
+      const d = S * M, h = k.heap, width = Fl * Fw * M;
+      const state = randArray(Math.max(1, (Fl - 1) * d), seed++), cur = randArray(d, seed++);
+      const pS = h.alloc(state.length * 4), pC = h.alloc(d * 4), pCol = h.alloc(S * width * 4);
+      h.f32(pS, state.length).set(state); h.f32(pC, d).set(cur);
+      h.f32(pCol, S * width).fill(Number.NaN);
+      k.im2col(pS, pC, pCol, S, M, Fl, Fw, d);
+      const got = h.f32(pCol, S * width), half = (Fw - 1) / 2;
+      for (let s = 0; s < S; s++) {
+        for (let i = 0; i < Fl; i++) {
+          for (let j = 0; j < Fw; j++) {
+            for (let c = 0; c < M; c++) {
+              const sm = s + j - half;
+              const want = sm < 0 || sm >= S ? 0 : i < Fl - 1 ? state[i * d + sm * M + c] : cur[sm * M + c];
+              assert.equal(got[s * width + (i * Fw + j) * M + c], want, `im2col S=${S} M=${M} Fl=${Fl} Fw=${Fw} s=${s} i=${i} j=${j} c=${c}`);
+            }
+          }
+        }
+      }
+      h.free(pS); h.free(pC); h.free(pCol);
+    }
+    assert.throws(() => k.im2col(0, 0, 0, 1, 1, 1, 2, 1), RangeError);
+  });
+});

@@ -27,11 +27,18 @@
  *   the stateful convolutions go row by row through the step path.
  *
  * Choices measured here (800m shapes, 1 thread): the factored layers
- * (Sparse QKV's multiplicative layer, the sparse loss layer) are one gemm
- * [S, d]·E[d, M] rather than S gemvs over Eᵀ: one call instead of S, E read
- * once; for the loss layer's 32 MB E this runs at ~7 GB/s where a plain gemv
- * streams ~15 GB/s, so a multi-vector gemv kernel would halve its time (not
- * in kernels.ts yet). The plain dense baseline (skipZeros: false) stores W2ᵀ
+ * (Sparse QKV's multiplicative layer, the sparse loss layer) and the im2col
+ * convolutions are one product [S, K]·B[K, N] each rather than S gemvs: one
+ * call, B read once (smallGemm: OpenBLAS for the blocks' narrow B, the
+ * unpacked gemmSmallM kernel for the loss layer's wide E). x⊙D, biases and
+ * residual adds are wasm kernels (mulRows, addRows); attention over the cache
+ * is one kernel call for all heads (kernels.attention); the Sparse FF
+ * controller's C2 [r, d_ff] is r long rows (axpyRows) instead of d_ff rows of
+ * r floats (a gemv at a fraction of the read rate). Profile of the 800m Sparse
+ * FF + QKV block before these (node --cpu-prof, 1 thread, 0.61 ms/block):
+ * controller gemv ~0.19 ms, per-head attention calls and JS softmax ~0.1 ms,
+ * JS loops over d (x⊙D, biases) ~0.05 ms, 5 small OpenBLAS gemms ~0.09 ms.
+ * The plain dense baseline (skipZeros: false) stores W2ᵀ
  * and uses gemv; the default stores W2 [d_ff, d] and gathers the nonzero rows.
  *
  * Sparse choices follow the training graph: Top-k and Sparse FF's argmax
@@ -78,7 +85,7 @@ interface LayerW {
   qkvState: Buf | null; outState: Buf | null; // [F_l-1, d], oldest row first
   // FF: w1ᵀ [d_ff, d] (swiglu: [w_gate; w_up]ᵀ [2·d_ff, d]), w2 [d_ff, d] (swiglu: w_down)
   w1: Buf; b1: Buf | null; w2: Buf; b2: Buf | null;
-  // Sparse FF controller: c1ᵀ [r, d], c2ᵀ [d_ff, r], c_bias [d_ff]
+  // Sparse FF controller: c1ᵀ [r, d], c2 [r, d_ff] (as in the checkpoint: an axpyRows of r long rows), c_bias [d_ff]
   c1: Buf | null; c2: Buf | null; cBias: Buf | null;
   k: Buf; v: Buf; // KV cache [Hkv, maxContext, hd]
   topk: number;
@@ -117,6 +124,9 @@ function siftDown(hp: Int32Array, h: Float32Array, i: number, n: number): void {
 
 /** Prompt rows per prefill chunk (its gemm's M): enough to amortise reading the weights, small enough for the buffers. */
 const PREFILL_ROWS = 32;
+
+/** Output columns from which the factored layers use gemmSmallM even when OpenBLAS is there (see smallGemm). */
+const SMALL_GEMM_MIN_N = 1024;
 
 const f32Of = (t: Tensor | Float32Array): Float32Array =>
   t instanceof Float32Array ? t : Float32Array.from(t.toArray() as ArrayLike<number>);
@@ -249,7 +259,7 @@ export class DecodeEngine {
             : W(swiglu ? get(`${b}.ffn.w_down`) : get(`${b}.ffn.w2`)),
           b2: Wopt(opt(`${b}.ffn.b2`)),
           c1: c.ffn === 'sparse' ? WT(d, { data: get(`${b}.ffn.c1`), cols: c.sparse_lowrank }) : null,
-          c2: c.ffn === 'sparse' ? WT(c.sparse_lowrank, { data: get(`${b}.ffn.c2`), cols: dff }) : null,
+          c2: c.ffn === 'sparse' ? W(get(`${b}.ffn.c2`)) : null,
           cBias: c.ffn === 'sparse' ? W(get(`${b}.ffn.c_bias`)) : null,
           k: this.alloc(Hkv * maxContext * hd), v: this.alloc(Hkv * maxContext * hd),
           topk: c.ffn === 'topk' ? der.topk_per_layer[l] : 0,
@@ -276,9 +286,10 @@ export class DecodeEngine {
       this.coef = this.alloc(dff);
       const pi = this.kernels.heap.alloc(dff * 4, 64); this.allocated.push(pi);
       this.idx = { p: pi, v: this.kernels.heap.i32(pi, dff) };
-      const pj = this.kernels.heap.alloc(maxContext * 4, 64); this.allocated.push(pj);
-      this.iota = { p: pj, v: this.kernels.heap.i32(pj, maxContext) };
-      for (let t = 0; t < maxContext; t++) this.iota.v[t] = t;
+      const nIota = Math.max(maxContext, c.sparse_lowrank);
+      const pj = this.kernels.heap.alloc(nIota * 4, 64); this.allocated.push(pj);
+      this.iota = { p: pj, v: this.kernels.heap.i32(pj, nIota) };
+      for (let t = 0; t < nIota; t++) this.iota.v[t] = t;
       this.low = this.alloc(Math.max(1, c.sparse_lowrank));
       this.ctrl = this.alloc(dff);
       const maxS = Math.max(c.attn === 'sparse' ? S : 1, c.output === 'sparse' ? c.loss_modules : 1);
@@ -414,13 +425,12 @@ export class DecodeEngine {
       const lw = this.layers[l];
       this.norm(x, lw.attnNormW, lw.attnNormB, this.xb.v);
       if (c.attn === 'dense') this.denseAttention(lw); else this.sparseAttention(lw);
-      const y = this.y.v;
-      for (let i = 0; i < d; i++) x[i] += y[i];
+      this.kernels.addRows(this.x.p, this.y.p, 1, d);
       this.norm(x, lw.ffnNormW, lw.ffnNormB, this.xb.v);
       if (c.ffn === 'sparse') this.sparseFF(lw);
       else if (c.ffn === 'topk') this.topkFF(lw);
       else this.denseFF(lw);
-      for (let i = 0; i < d; i++) x[i] += y[i];
+      this.kernels.addRows(this.x.p, this.y.p, 1, d);
     }
     const te = performance.now();
     this.outputLayer();
@@ -496,8 +506,9 @@ export class DecodeEngine {
   /**
    * Causal attention of the current query (qkv at offset 0, H heads) over the
    * cache after writing the current key and value (at offsets kOff, vOff,
-   * Hkv heads) into it; result merged in this.att. Scores q·Kᵀ by gemv over the
-   * head's cached keys [T, hd]; the weighted sum of values by axpyRows.
+   * Hkv heads) into it; result merged in `out`. All heads in one kernel call
+   * (kernels.attention: scores, softmax and the weighted sum of values); per head it
+   * was a gemv, JS softmax loops and an axpyRows, ~4 µs of call overhead per head.
    */
   private attend(lw: LayerW, q: Buf, kOff: number, vOff: number, kvSrc: Float32Array, out: Buf): void {
     const hd = this.hd, H = this.H, Hkv = this.Hkv, pos = this.pos, ctx = this.maxContext, T = pos + 1;
@@ -506,20 +517,7 @@ export class DecodeEngine {
       copy(lw.k.v, o, kvSrc, kOff + h * hd, hd);
       copy(lw.v.v, o, kvSrc, vOff + h * hd, hd);
     }
-    const group = H / Hkv, scale = 1 / Math.sqrt(hd);
-    const s = this.scores.v;
-    out.v.fill(0, 0, H * hd);
-    for (let h = 0; h < H; h++) {
-      const kv = Math.floor(h / group);
-      const kp = lw.k.p + kv * ctx * hd * 4, vp = lw.v.p + kv * ctx * hd * 4;
-      this.kernels.gemv(kp, T, hd, q.p + h * hd * 4, this.scores.p);
-      let mx = -Infinity;
-      for (let t = 0; t < T; t++) { s[t] *= scale; if (s[t] > mx) mx = s[t]; }
-      let sum = 0;
-      for (let t = 0; t < T; t++) { const e = Math.exp(s[t] - mx); s[t] = e; sum += e; }
-      for (let t = 0; t < T; t++) s[t] /= sum;
-      this.kernels.axpyRows(vp, hd, this.iota.p, this.scores.p, T, out.p + h * hd * 4);
-    }
+    this.kernels.attention(q.p, lw.k.p, lw.v.p, out.p, this.scores.p, H, H / Hkv, T, hd, ctx * hd, 1 / Math.sqrt(hd));
   }
 
   private denseAttention(lw: LayerW): void {
@@ -537,17 +535,24 @@ export class DecodeEngine {
     this.weightBytes += d * H * hd * 4;
   }
 
+  /**
+   * C[S, N] = A[S, K] · B[K, N] (contiguous), S a few rows. Measured (800m shapes, 1
+   * thread): OpenBLAS sgemm (AVX-512 FMA) wins on the narrow blocks' products
+   * (16×64×1024: 0.03 ms vs 0.10 for gemmSmallM, 0.15 for the wasm gemm); on a wide
+   * B (the sparse loss layer's 4×8000×1024, E 32 MB) gemmSmallM streams B once
+   * without packing: 3.5 ms vs 5.1 (OpenBLAS) and 5.9 (wasm gemm).
+   */
+  private smallGemm(pA: number, pB: number, pC: number, S: number, N: number, K: number): void {
+    if (this.kernels.blas && N < SMALL_GEMM_MIN_N) this.kernels.gemm(false, false, S, N, K, pA, K, pB, N, pC, N, false);
+    else this.kernels.gemmSmallM(pA, pB, pC, S, N, K);
+  }
+
   /** out[s·M+t] = Σ_i x_i·D[i,s]·E[i,t] + beta: rows x⊙D[:,s] [S, d] times E [d, M] in one gemm. */
   private factoredDense(f: Factored, x: Buf, out: Buf): void {
     const d = this.d, S = f.S, M = f.M;
-    const xs = this.xs.v, Dt = f.Dt.v, xv = x.v;
-    for (let s = 0; s < S; s++) {
-      const o = s * d;
-      for (let i = 0; i < d; i++) xs[o + i] = xv[i] * Dt[o + i];
-    }
-    this.kernels.gemm(false, false, S, M, d, this.xs.p, d, f.E.p, M, out.p, M, false);
-    const ov = out.v, bv = f.beta.v;
-    for (let i = 0; i < S * M; i++) ov[i] += bv[i];
+    this.kernels.mulRows(x.p, f.Dt.p, this.xs.p, S, d);
+    this.smallGemm(this.xs.p, f.E.p, out.p, S, M, d);
+    this.kernels.addRows(out.p, f.beta.p, 1, S * M);
     this.weightBytes += (d * S + d * M + S * M) * 4;
   }
 
@@ -556,27 +561,16 @@ export class DecodeEngine {
    * token: col[s, (i·Fw + j)·M + ci] = row_i[(s + j - half)·M + ci] (zero outside
    * the modules), row_i = state[i] for i < F_l-1 and `cur` for i = F_l-1.
    */
-  private im2col(state: Float32Array, cur: Float32Array, Fw: number, col: Float32Array): void {
-    const c = this.config, Fl = this.Fl, S = c.qkv_modules, M = this.d / S, half = (Fw - 1) / 2;
-    const width = Fl * Fw * M;
-    for (let s = 0; s < S; s++) {
-      for (let i = 0; i < Fl; i++) {
-        const src = i < Fl - 1 ? state : cur, so = i < Fl - 1 ? i * this.d : 0;
-        for (let j = 0; j < Fw; j++) {
-          const dst = s * width + (i * Fw + j) * M, sm = s + j - half;
-          if (sm < 0 || sm >= S) col.fill(0, dst, dst + M);
-          else copy(col, dst, src, so + sm * M, M);
-        }
-      }
-    }
+  private im2col(state: Buf, cur: Buf, Fw: number, col: Buf): void {
+    const S = this.config.qkv_modules;
+    this.kernels.im2col(state.p, cur.p, col.p, S, this.d / S, this.Fl, Fw, this.d);
   }
 
-  /** out[off..] as [S, M] = col [S, F_l·Fw·M] · kernel [F_l·Fw·M, M] + bias; outP is the heap pointer of out[off]. */
-  private convApply(cv: Conv, col: Buf, out: Float32Array, off: number, outP: number): void {
+  /** [S, M] at heap pointer outP = col [S, F_l·Fw·M] · kernel [F_l·Fw·M, M] + bias. */
+  private convApply(cv: Conv, col: Buf, outP: number): void {
     const c = this.config, S = c.qkv_modules, M = this.d / S, K = this.Fl * cv.Fw * M;
-    this.kernels.gemm(false, false, S, M, K, col.p, K, cv.kernel.p, M, outP, M, false);
-    const b = cv.bias.v;
-    for (let s = 0; s < S; s++) for (let t = 0; t < M; t++) out[off + s * M + t] += b[t];
+    this.smallGemm(col.p, cv.kernel.p, outP, S, M, K);
+    this.kernels.addRows(outP, cv.bias.p, S, M);
     this.weightBytes += (K * M + M) * 4;
   }
 
@@ -592,14 +586,14 @@ export class DecodeEngine {
     const d = this.d, H = this.H;
     const m = this.m;
     this.factoredDense(lw.mult as Factored, this.xb, m);
-    const state = (lw.qkvState as Buf).v;
-    this.im2col(state, m.v, 3, this.colQK.v);
-    this.im2col(state, m.v, 1, this.colV.v);
+    const state = lw.qkvState as Buf;
+    this.im2col(state, m, 3, this.colQK);
+    this.im2col(state, m, 1, this.colV);
     const qkv = this.qkv.v;
-    this.convApply(lw.convQ as Conv, this.colQK, qkv, 0, this.qkv.p);
-    this.convApply(lw.convK as Conv, this.colQK, qkv, d, this.qkv.p + d * 4);
-    this.convApply(lw.convV as Conv, this.colV, qkv, 2 * d, this.qkv.p + 2 * d * 4);
-    this.pushState(state, m.v);
+    this.convApply(lw.convQ as Conv, this.colQK, this.qkv.p);
+    this.convApply(lw.convK as Conv, this.colQK, this.qkv.p + d * 4);
+    this.convApply(lw.convV as Conv, this.colV, this.qkv.p + 2 * d * 4);
+    this.pushState(state.v, m.v);
     if (this.config.positions === 'rope') {
       this.rope(qkv, 0, H);
       this.rope(qkv, d, H);
@@ -612,10 +606,10 @@ export class DecodeEngine {
       cur = this.tmp;
     }
     if (lw.outConv) {
-      const os = (lw.outState as Buf).v;
-      this.im2col(os, cur.v, 3, this.colQK.v);
-      this.pushState(os, cur.v);
-      this.convApply(lw.outConv, this.colQK, this.y.v, 0, this.y.p);
+      const os = lw.outState as Buf;
+      this.im2col(os, cur, 3, this.colQK);
+      this.pushState(os.v, cur.v);
+      this.convApply(lw.outConv, this.colQK, this.y.p);
     } else {
       copy(this.y.v, 0, cur.v, 0, d);
     }
@@ -701,7 +695,7 @@ export class DecodeEngine {
   }
 
   /**
-   * Sparse FF: controller logits l = C2ᵀ·(C1ᵀ·x) + c (two small gemvs), argmax per
+   * Sparse FF: controller logits l = C2ᵀ·(C1ᵀ·x) + c (a gemv, then axpyRows over C2's r rows), argmax per
    * block of N (ties to the lower index), then only the chosen rows:
    * z = W1ᵀ[idx]·x (gemvRows), h = relu(z + b1) (× p(chosen) if
    * multiply_by_controller), y = b2 + Σ h·W2[idx] (axpyRows).
@@ -709,19 +703,17 @@ export class DecodeEngine {
   private sparseFF(lw: LayerW): void {
     const c = this.config, d = this.d, dff = c.d_ff, r = c.sparse_lowrank, N = c.sparse_block, nb = dff / N;
     this.kernels.gemv((lw.c1 as Buf).p, r, d, this.xb.p, this.low.p);
-    this.kernels.gemv((lw.c2 as Buf).p, dff, r, this.low.p, this.ctrl.p);
+    // l = c + Σ_j low[j]·C2[j, :]: r long rows (a gemv over C2ᵀ would be d_ff rows of only r floats each).
+    const l = this.ctrl.v, idx = this.idx.v, coef = this.coef.v;
+    l.set((lw.cBias as Buf).v);
+    this.kernels.axpyRows((lw.c2 as Buf).p, dff, this.iota.p, this.low.p, r, this.ctrl.p);
     this.weightBytes += (r * d + dff * r + dff) * 4;
-    const l = this.ctrl.v, cb = (lw.cBias as Buf).v, idx = this.idx.v, coef = this.coef.v;
     const mult = c.sparse_multiply_by_controller;
-    for (let u = 0; u < dff; u++) l[u] += cb[u];
-    for (let b = 0; b < nb; b++) {
-      const o = b * N;
-      let best = o;
-      for (let u = o + 1; u < o + N; u++) if (l[u] > l[best]) best = u;
-      idx[b] = best;
-      if (mult) {
+    this.kernels.blockArgmax(this.ctrl.p, this.idx.p, nb, N);
+    if (mult) {
+      for (let b = 0; b < nb; b++) {
+        const o = b * N, mx = l[idx[b]];
         let sum = 0;
-        const mx = l[best];
         for (let u = o; u < o + N; u++) sum += Math.exp(l[u] - mx);
         coef[b] = 1 / sum;
       }

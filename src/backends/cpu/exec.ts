@@ -30,6 +30,13 @@ export interface KernelExports {
   gemmScratchBytes(): number;
   gemm(transA: number, transB: number, K: number, pA: number, lda: number, pB: number, ldb: number,
     pC: number, ldc: number, accumulate: number, i0: number, i1: number, j0: number, j1: number, scratch: number): void;
+  gemmSmallM(pA: number, pB: number, pC: number, M: number, N: number, K: number, j0: number, j1: number): void;
+  mulRows(pX: number, pD: number, pOut: number, rows: number, n: number): void;
+  addRows(pY: number, pB: number, rows: number, n: number): void;
+  blockArgmax(pL: number, pIdx: number, nb: number, N: number): void;
+  im2col(pState: number, pCur: number, pCol: number, S: number, M: number, Fl: number, Fw: number, d: number): void;
+  attention(pQ: number, pK: number, pV: number, pOut: number, pS: number, H: number, group: number, T: number, hd: number,
+    kvStride: number, scale: number): void;
 }
 
 // Control block: CTL_BYTES bytes at a 64-aligned heap pointer.
@@ -47,14 +54,14 @@ export const ARGS = 256 / 8;     // 32 arguments
 export const RANGES = 512 / 8;   // 4 per thread: lo0, hi0, lo1, hi1
 export const RESULTS = 2560 / 8; // 1 per thread
 
-export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6 } as const;
+export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7 } as const;
 export const TAG_BITS = 11;
 export const CHUNK_BITS = 20;
 const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
 
 /** Ops that are cut into chunks claimed from NEXT (the others use static ranges). */
 export function isChunked(op: number): boolean {
-  return op === Op.Gemv || op === Op.GemvRows || op === Op.AxpyRows || op === Op.Read;
+  return op === Op.Gemv || op === Op.GemvRows || op === Op.AxpyRows || op === Op.Read || op === Op.GemmSmallM;
 }
 
 /** Run thread t's static share of the job `op` described in the control block. */
@@ -126,6 +133,9 @@ function runChunk(ex: KernelExports, op: number, f64: Float64Array, t: number, c
     }
     case Op.Read:
       f64[RESULTS + t] += ex.readSum(f64[a] + lo * 4, hi - lo);
+      break;
+    case Op.GemmSmallM: // items are columns of C
+      ex.gemmSmallM(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], f64[a + 5], lo, hi);
       break;
     default:
       throw new Error(`cpu kernels: unknown op ${op}`);

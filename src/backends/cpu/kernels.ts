@@ -55,6 +55,34 @@ export interface CpuKernels {
   /** y[cols] += Σ_{i<nIdx} coef[i] · W[idx[i], :]; idx int32 [nIdx], coef float32 [nIdx]. */
   axpyRows(pW: number, cols: number, pIdx: number, pCoef: number, nIdx: number, pY: number): void;
   /** Sum of `bytes/4` floats at p, read by all threads (measures the read ceiling); returns the sum. */
+  /**
+   * C[M,N] = A[M,K] · B[K,N], all contiguous on the heap, for small M (a few rows
+   * against a wide B: the decoder's factored layers and convolutions). B is streamed
+   * without packing, once per pair of A rows; threads split the columns.
+   */
+  gemmSmallM(pA: number, pB: number, pC: number, M: number, N: number, K: number): void;
+  /**
+   * Batch-1 causal attention, all H heads in one call on the calling thread (short
+   * rows: a worker hand-off would cost more than the work). Head h uses kv head
+   * g = floor(h / group): s = (q_h · K[g, t]) · scale for t < T, p = softmax(s), out_h =
+   * Σ_t p[t]·V[g, t]. q: [H, hd]; K, V: kv heads kvStride floats apart, rows of hd;
+   * out: [H, hd]; pS: T floats of scratch.
+   */
+  attention(pQ: number, pK: number, pV: number, pOut: number, pS: number, H: number, group: number, T: number, hd: number,
+    kvStride: number, scale: number): void;
+  /** out[r, i] = x[i] · D[r, i] for r < rows, i < n (contiguous rows; on the calling thread). */
+  mulRows(pX: number, pD: number, pOut: number, rows: number, n: number): void;
+  /** y[r, i] += b[i] for r < rows, i < n (contiguous rows; on the calling thread). */
+  addRows(pY: number, pB: number, rows: number, n: number): void;
+  /**
+   * Causal im2col of one token for a convolution over (length Fl, modules S of M floats),
+   * width Fw (odd): col[s, (i·Fw + j)·M + c] = row_i[(s + j - (Fw-1)/2)·M + c], 0 outside the
+   * modules; row_i = state row i (rows of d floats) for i < Fl-1, cur for i = Fl-1.
+   * col: [S, Fl·Fw·M]. On the calling thread.
+   */
+  im2col(pState: number, pCur: number, pCol: number, S: number, M: number, Fl: number, Fw: number, d: number): void;
+  /** idx[b] (int32) = argmax of l[b·N .. (b+1)·N) for b < nb, ties to the lower index. On the calling thread. */
+  blockArgmax(pL: number, pIdx: number, nb: number, N: number): void;
   readBandwidth(p: number, bytes: number): number;
   /**
    * c[M,N] = op(a)[M,K] · op(b)[K,N] on JS arrays (overwrites c). Strides/offsets as in gemm,
@@ -260,6 +288,50 @@ class Kernels implements CpuKernels {
     a[ARGS + A_PART] = this.partial; a[ARGS + A_PSTRIDE] = stride;
     this.runChunked(Op.AxpyRows, nIdx, this.rowChunk(nIdx), par);
     if (par) for (let t = 1; t < this.threads; t++) if (a[RESULTS + t] !== 0) this.ex.addTo(pY, this.partial + (t - 1) * stride, cols);
+  }
+
+  gemmSmallM(pA: number, pB: number, pC: number, M: number, N: number, K: number): void {
+    checkInt('M', M); checkInt('N', N); checkInt('K', K);
+    if (M === 0 || N === 0) return;
+    const a = this.f64;
+    a[ARGS] = pA; a[ARGS + 1] = pB; a[ARGS + 2] = pC; a[ARGS + 3] = M; a[ARGS + 4] = N; a[ARGS + 5] = K;
+    // Chunks of whole 16-column panels, about 8 per thread.
+    const chunk = Math.max(16, Math.ceil(N / (8 * this.threads) / 16) * 16);
+    this.runChunked(Op.GemmSmallM, N, chunk, M * N * K >= PAR_MIN_FLOPS);
+  }
+
+  attention(pQ: number, pK: number, pV: number, pOut: number, pS: number, H: number, group: number, T: number, hd: number,
+    kvStride: number, scale: number): void {
+    checkInt('H', H); checkInt('group', group); checkInt('T', T); checkInt('hd', hd); checkInt('kvStride', kvStride);
+    if (group < 1 || H % group !== 0) throw new RangeError(`cpu kernels: attention group ${group} must divide H = ${H}`);
+    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+    this.ex.attention(pQ, pK, pV, pOut, pS, H, group, T, hd, kvStride, scale);
+  }
+
+  mulRows(pX: number, pD: number, pOut: number, rows: number, n: number): void {
+    checkInt('rows', rows); checkInt('n', n);
+    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+    this.ex.mulRows(pX, pD, pOut, rows, n);
+  }
+
+  addRows(pY: number, pB: number, rows: number, n: number): void {
+    checkInt('rows', rows); checkInt('n', n);
+    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+    this.ex.addRows(pY, pB, rows, n);
+  }
+
+  im2col(pState: number, pCur: number, pCol: number, S: number, M: number, Fl: number, Fw: number, d: number): void {
+    checkInt('S', S); checkInt('M', M); checkInt('Fl', Fl); checkInt('Fw', Fw); checkInt('d', d);
+    if (Fl < 1 || Fw < 1 || Fw % 2 !== 1) throw new RangeError(`cpu kernels: im2col needs Fl >= 1 and an odd Fw, got ${Fl}, ${Fw}`);
+    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+    this.ex.im2col(pState, pCur, pCol, S, M, Fl, Fw, d);
+  }
+
+  blockArgmax(pL: number, pIdx: number, nb: number, N: number): void {
+    checkInt('nb', nb); checkInt('N', N);
+    if (N < 1) throw new RangeError(`cpu kernels: blockArgmax needs N >= 1, got ${N}`);
+    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+    this.ex.blockArgmax(pL, pIdx, nb, N);
   }
 
   readBandwidth(p: number, bytes: number): number {

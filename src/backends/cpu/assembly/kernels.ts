@@ -382,3 +382,181 @@ export function gemm(transA: bool, transB: bool, K: i32, pA: usize, lda: i32, pB
     }
   }
 }
+
+// ---------------------------------------------------------------------------------
+// Small-M GEMM without packing: C[i, j] = Σ_k A[i, k] · B[k, j] for i < M, j in [j0, j1).
+// A [M, K], B [K, N], C [M, N], all contiguous (lda = K, ldb = ldc = N); C is overwritten.
+// For the decoder's factored layers (M = modules, 4..16 rows, against E [d, M_out]) and
+// its im2col convolutions: B is streamed once per pair of A rows in panels of 16
+// columns (one cache line per B row), with no copy of B, so a wide B (the sparse loss
+// layer's 32 MB E) is read from memory once and re-read from L2 for the other row pairs.
+// Threads split the columns (j0, j1 multiples of 16 except at N).
+export function gemmSmallM(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i32, j0: i32, j1: i32): void {
+  const rb: usize = <usize>N << 2;
+  const ab: usize = <usize>K << 2;
+  let j = j0;
+  for (; j + 16 <= j1; j += 16) {
+    const bj = pB + (<usize>j << 2);
+    let i = 0;
+    for (; i + 2 <= M; i += 2) {
+      const a0 = pA + <usize>i * ab, a1 = a0 + ab;
+      let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
+      let c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0), c13 = f32x4.splat(0);
+      let bp = bj;
+      for (let k = 0; k < K; k++) {
+        const off: usize = <usize>k << 2;
+        const x0 = v128.load32_splat(a0 + off), x1 = v128.load32_splat(a1 + off);
+        const b0 = v128.load(bp), b1 = v128.load(bp, 16);
+        c00 = f32x4.add(c00, f32x4.mul(b0, x0)); c10 = f32x4.add(c10, f32x4.mul(b0, x1));
+        c01 = f32x4.add(c01, f32x4.mul(b1, x0)); c11 = f32x4.add(c11, f32x4.mul(b1, x1));
+        const b2 = v128.load(bp, 32), b3 = v128.load(bp, 48);
+        c02 = f32x4.add(c02, f32x4.mul(b2, x0)); c12 = f32x4.add(c12, f32x4.mul(b2, x1));
+        c03 = f32x4.add(c03, f32x4.mul(b3, x0)); c13 = f32x4.add(c13, f32x4.mul(b3, x1));
+        bp += rb;
+      }
+      const q0 = pC + <usize>i * rb + (<usize>j << 2), q1 = q0 + rb;
+      v128.store(q0, c00); v128.store(q0, c01, 16); v128.store(q0, c02, 32); v128.store(q0, c03, 48);
+      v128.store(q1, c10); v128.store(q1, c11, 16); v128.store(q1, c12, 32); v128.store(q1, c13, 48);
+    }
+    if (i < M) {
+      const a0 = pA + <usize>i * ab;
+      let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
+      let bp = bj;
+      for (let k = 0; k < K; k++) {
+        const x0 = v128.load32_splat(a0 + (<usize>k << 2));
+        c00 = f32x4.add(c00, f32x4.mul(v128.load(bp), x0));
+        c01 = f32x4.add(c01, f32x4.mul(v128.load(bp, 16), x0));
+        c02 = f32x4.add(c02, f32x4.mul(v128.load(bp, 32), x0));
+        c03 = f32x4.add(c03, f32x4.mul(v128.load(bp, 48), x0));
+        bp += rb;
+      }
+      const q0 = pC + <usize>i * rb + (<usize>j << 2);
+      v128.store(q0, c00); v128.store(q0, c01, 16); v128.store(q0, c02, 32); v128.store(q0, c03, 48);
+    }
+  }
+  for (; j < j1; j++) {
+    for (let i = 0; i < M; i++) {
+      const a0 = pA + <usize>i * ab;
+      let s: f32 = 0;
+      let bp = pB + (<usize>j << 2);
+      for (let k = 0; k < K; k++) {
+        s += load<f32>(a0 + (<usize>k << 2)) * load<f32>(bp);
+        bp += rb;
+      }
+      store<f32>(pC + <usize>i * rb + (<usize>j << 2), s);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Batch-1 causal attention of one query over T cached positions, all heads in one call
+// (the decoder's per-token attention: short rows, so one call instead of a gemv, a
+// softmax and an axpyRows per head). For head h < H, kv head g = h / group:
+//   s[t] = (Q[h] · K[g, t]) · scale, p = softmax(s) (float64 max/exp/sum, stored float32),
+//   out[h] = Σ_t p[t] · V[g, t].
+// Q: [H, hd] at pQ; K, V: [Hkv, *, hd] with kvStride floats between kv heads; out: [H, hd];
+// pS: T floats of scratch (left holding the last head's p).
+export function attention(pQ: usize, pK: usize, pV: usize, pOut: usize, pS: usize,
+  H: i32, group: i32, T: i32, hd: i32, kvStride: i32, scale: f32): void {
+  const rb: usize = <usize>hd << 2;
+  const end4 = hd & ~3;
+  const oe: usize = <usize>end4 << 2;
+  for (let h = 0; h < H; h++) {
+    const g = h / group;
+    const kp = pK + <usize>g * <usize>kvStride * 4, vp = pV + <usize>g * <usize>kvStride * 4;
+    const q = pQ + <usize>h * rb, out = pOut + <usize>h * rb;
+    let mx = -Infinity;
+    for (let t = 0; t < T; t++) {
+      const s: f32 = dot1(kp + <usize>t * rb, q, hd) * scale;
+      store<f32>(pS + (<usize>t << 2), s);
+      if (<f64>s > mx) mx = <f64>s;
+    }
+    let sum: f64 = 0;
+    for (let t = 0; t < T; t++) {
+      const a = pS + (<usize>t << 2);
+      const e = Math.exp(<f64>load<f32>(a) - mx);
+      store<f32>(a, <f32>e);
+      sum += e;
+    }
+    for (let o: usize = 0; o < oe; o += 16) v128.store(out + o, f32x4.splat(0));
+    for (let c = end4; c < hd; c++) store<f32>(out + (<usize>c << 2), 0);
+    for (let t = 0; t < T; t++) {
+      const a = pS + (<usize>t << 2);
+      const p: f32 = <f32>(<f64>load<f32>(a) / sum);
+      const k = f32x4.splat(p);
+      const w = vp + <usize>t * rb;
+      for (let o: usize = 0; o < oe; o += 16) v128.store(out + o, f32x4.add(v128.load(out + o), f32x4.mul(v128.load(w + o), k)));
+      for (let c = end4; c < hd; c++) {
+        const off: usize = <usize>c << 2;
+        store<f32>(out + off, load<f32>(out + off) + p * load<f32>(w + off));
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Row-broadcast elementwise helpers for the decoder (O(d) per call, main thread only):
+// mulRows: out[r, i] = x[i] · D[r, i]; addRows: y[r, i] += b[i]; for r < rows, i < n.
+export function mulRows(pX: usize, pD: usize, pOut: usize, rows: i32, n: i32): void {
+  const end4 = n & ~3;
+  const oe: usize = <usize>end4 << 2;
+  const rb: usize = <usize>n << 2;
+  for (let r = 0; r < rows; r++) {
+    const d = pD + <usize>r * rb, o = pOut + <usize>r * rb;
+    for (let k: usize = 0; k < oe; k += 16) v128.store(o + k, f32x4.mul(v128.load(pX + k), v128.load(d + k)));
+    for (let c = end4; c < n; c++) {
+      const k: usize = <usize>c << 2;
+      store<f32>(o + k, load<f32>(pX + k) * load<f32>(d + k));
+    }
+  }
+}
+
+export function addRows(pY: usize, pB: usize, rows: i32, n: i32): void {
+  const end4 = n & ~3;
+  const oe: usize = <usize>end4 << 2;
+  const rb: usize = <usize>n << 2;
+  for (let r = 0; r < rows; r++) {
+    const y = pY + <usize>r * rb;
+    for (let k: usize = 0; k < oe; k += 16) v128.store(y + k, f32x4.add(v128.load(y + k), v128.load(pB + k)));
+    for (let c = end4; c < n; c++) {
+      const k: usize = <usize>c << 2;
+      store<f32>(y + k, load<f32>(y + k) + load<f32>(pB + k));
+    }
+  }
+}
+
+
+// Causal im2col for the decoder's Sparse QKV convolutions over (length, modules), one
+// token: col[s, (i·Fw + j)·M + c] = row_i[(s + j - half)·M + c] (0 outside the S modules),
+// half = (Fw - 1) / 2, row_i = state[i] (rows of d floats) for i < Fl-1 and cur for i = Fl-1.
+export function im2col(pState: usize, pCur: usize, pCol: usize, S: i32, M: i32, Fl: i32, Fw: i32, d: i32): void {
+  const half = (Fw - 1) / 2;
+  const mb: usize = <usize>M << 2;
+  const width: usize = <usize>(Fl * Fw) * mb;
+  for (let s = 0; s < S; s++) {
+    for (let i = 0; i < Fl; i++) {
+      const src: usize = i < Fl - 1 ? pState + <usize>i * (<usize>d << 2) : pCur;
+      for (let j = 0; j < Fw; j++) {
+        const dst = pCol + <usize>s * width + <usize>(i * Fw + j) * mb;
+        const sm = s + j - half;
+        if (sm < 0 || sm >= S) memory.fill(dst, 0, mb);
+        else memory.copy(dst, src + <usize>sm * mb, mb);
+      }
+    }
+  }
+}
+
+// idx[b] = the index u in [b·N, (b+1)·N) with the largest l[u], ties to the lower index
+// (Sparse FF's per-block choice), for b < nb. idx: int32 [nb].
+export function blockArgmax(pL: usize, pIdx: usize, nb: i32, N: i32): void {
+  for (let b = 0; b < nb; b++) {
+    const o = b * N;
+    let best = o;
+    let bv = load<f32>(pL + (<usize>o << 2));
+    for (let u = o + 1; u < o + N; u++) {
+      const v = load<f32>(pL + (<usize>u << 2));
+      if (v > bv) { bv = v; best = u; }
+    }
+    store<i32>(pIdx + (<usize>b << 2), best);
+  }
+}

@@ -200,7 +200,7 @@ describe('packing', () => {
     await assert.rejects(async () => {
       for await (const _ of validationBatches({ paths: [dir, empty], tokenizer: byte, batchSize: 1, seqLen: 4, ...quiet })) { /* none */ }
     }, noDocs);
-    await assert.rejects(createLoader({ paths: [join(dir, 'missing.json.gz')], tokenizer: byte, batchSize: 1, seqLen: 4 }), /packing: cannot read '.*missing.json.gz': ENOENT/);
+    await assert.rejects(createLoader({ paths: [join(dir, 'missing.json.gz')], tokenizer: byte, batchSize: 1, seqLen: 4 }), /data: cannot read '.*missing.json.gz': ENOENT/);
     await assert.rejects(createLoader({ paths: [dir], tokenizer: byte, batchSize: 0, seqLen: 4 }), /batchSize must be an integer >= 1/);
   });
 

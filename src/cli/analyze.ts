@@ -28,12 +28,8 @@ import { loadCheckpoint } from '../io/checkpoint.js';
 import { makeConfig } from '../models/config.js';
 import { checkParameters } from '../models/transformer.js';
 import { tensor } from '../tensor/create.js';
+import { intArg } from './args.js';
 
-const int = (name: string) => (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got '${value}'`);
-  return n;
-};
 
 const fraction = (value: string): number => {
   const f = Number(value);
@@ -114,8 +110,8 @@ export function addAnalyzeCommand(program: Command): void {
     .requiredOption('--model <dir>', 'a run directory or checkpoint directory')
     .option('--data <paths...>', 'shards, text files or directories (default: the bundled sample\'s --split-name split)')
     .addOption(new Option('--split-name <name>', 'which split the data is (labels the output; picks the bundled sample without --data)').choices(['train', 'validation']).default('validation'))
-    .option('--tokens <n>', 'tokens to analyse (whole sequences of context_length)', int('--tokens'), 65536)
-    .option('--batch <n>', 'sequences per forward pass', int('--batch'), 8)
+    .option('--tokens <n>', 'tokens to analyse (whole sequences of context_length)', intArg('--tokens'), 65536)
+    .option('--batch <n>', 'sequences per forward pass', intArg('--batch'), 8)
     .option('--device <name>', 'ref or cpu', 'cpu')
     .option('--json', 'print every number as JSON', false)
     .option('--calibration', 'also measure next-token calibration (accuracy, confidence, NLL, ECE, reliability diagram)', false)

@@ -8,7 +8,7 @@
  * SparselmErrors, reported by main.ts as one line.
  */
 
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { loadTokenizer } from '../data/tokenizer.js';
 import { DecodeEngine } from '../decode/engine.js';
 import { Sampler } from '../decode/sampler.js';
@@ -16,17 +16,8 @@ import { loadCheckpoint } from '../io/checkpoint.js';
 import { makeConfig } from '../models/config.js';
 import { checkParameters } from '../models/transformer.js';
 import { SparselmError } from '../tensor/errors.js';
+import { intArg, numArg } from './args.js';
 
-const int = (name: string, min: number) => (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got '${value}'`);
-  return n;
-};
-const num = (name: string) => (value: string): number => {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative number, got '${value}'`);
-  return n;
-};
 
 export interface GenerateCliOptions {
   model: string; prompt: string; maxTokens: number; temperature: number; topK: number; topP: number;
@@ -82,13 +73,13 @@ export function addGenerateCommand(program: Command): void {
     .description('generate text from a checkpoint with the fast CPU decoder (batch 1), streaming it to stdout')
     .requiredOption('--model <dir>', 'run directory or checkpoint directory')
     .requiredOption('--prompt <text>', 'the text to continue')
-    .option('--max-tokens <n>', 'tokens to generate at most', int('--max-tokens', 1), 64)
-    .option('--temperature <x>', 'sampling temperature (0: greedy)', num('--temperature'), 0.8)
-    .option('--top-k <n>', 'keep the k most likely tokens (0: all)', int('--top-k', 0), 40)
-    .option('--top-p <x>', 'nucleus threshold in (0, 1]', num('--top-p'), 0.95)
-    .option('--repetition-penalty <x>', 'penalty >= 1 for tokens already seen (1: none)', num('--repetition-penalty'), 1)
-    .option('--seed <n>', 'sampling seed', int('--seed', 0), 0)
-    .option('--threads <n>', 'kernel threads (default: all cores)', int('--threads', 1))
+    .option('--max-tokens <n>', 'tokens to generate at most', intArg('--max-tokens', 1), 64)
+    .option('--temperature <x>', 'sampling temperature (0: greedy)', numArg('--temperature'), 0.8)
+    .option('--top-k <n>', 'keep the k most likely tokens (0: all)', intArg('--top-k', 0), 40)
+    .option('--top-p <x>', 'nucleus threshold in (0, 1]', numArg('--top-p'), 0.95)
+    .option('--repetition-penalty <x>', 'penalty >= 1 for tokens already seen (1: none)', numArg('--repetition-penalty'), 1)
+    .option('--seed <n>', 'sampling seed', intArg('--seed', 0), 0)
+    .option('--threads <n>', 'kernel threads (default: all cores)', intArg('--threads', 1))
     .action((o: GenerateCliOptions) => {
       runGenerate(o, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
     });

@@ -6,22 +6,16 @@
  * bug and keeps its stack trace.
  */
 
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { SparselmError } from '../tensor/errors.js';
 import { runDemo } from './demo.js';
 import { addTrainCommands } from './train.js';
+import { intArg } from './args.js';
 import { addGenerateCommand } from './generate.js';
 import { addExportCommand } from './export.js';
 import { addReportCommand } from './report.js';
 import { addAnalyzeCommand } from './analyze.js';
 
-function positiveInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got '${value}'`);
-    return n;
-  };
-}
 
 const program = new Command()
   .name('sparselm')
@@ -32,10 +26,10 @@ const program = new Command()
 program
   .command('demo')
   .description('train a small Sparse FF language model on the bundled sample, show its sparsity, generate text')
-  .option('--steps <n>', 'training steps', positiveInt('--steps'), 300)
+  .option('--steps <n>', 'training steps', intArg('--steps'), 300)
   .option('--out <dir>', 'run directory (default: a new temporary directory)')
-  .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
-  .option('--max-tokens <n>', 'tokens (bytes) of text to generate', positiveInt('--max-tokens'), 64)
+  .option('--seed <n>', 'random seed', intArg('--seed'), 1)
+  .option('--max-tokens <n>', 'tokens (bytes) of text to generate', intArg('--max-tokens'), 64)
   .action(async (o: { steps: number; out?: string; seed: number; maxTokens: number }) => {
     await runDemo(o);
   });

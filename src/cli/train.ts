@@ -19,6 +19,7 @@ import { samplePath } from '../data/documents.js';
 import { checkParameters } from '../models/transformer.js';
 import { tensor } from '../tensor/create.js';
 import { configureCpu } from '../backends/registry.js';
+import { intArg, numArg } from './args.js';
 
 const flagOf = (field: string) => `--${field.replace(/_/g, '-')}`;
 const fieldOf = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -43,16 +44,6 @@ function parseField(field: string, def: unknown) {
   };
 }
 
-const int = (name: string, min = 1) => (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got '${value}'`);
-  return n;
-};
-const num = (name: string) => (value: string): number => {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative number, got '${value}'`);
-  return n;
-};
 
 export function addTrainCommands(program: Command): void {
   const cmd = program
@@ -63,26 +54,26 @@ export function addTrainCommands(program: Command): void {
     .option('--val-data <paths...>', 'validation shards (default: the bundled sample\'s validation split when training on the bundled sample)')
     .requiredOption('--out <dir>', 'run directory (checkpoints, metrics.jsonl)')
     .option('--resume', 'continue the run in --out from its latest checkpoint', false)
-    .option('--steps <n>', 'optimizer steps', int('--steps'), 2000)
-    .option('--batch <n>', 'sequences per micro-batch (default: the preset\'s)', int('--batch'))
-    .option('--accum <n>', 'micro-batches per step (gradient accumulation)', int('--accum'), 1)
+    .option('--steps <n>', 'optimizer steps', intArg('--steps'), 2000)
+    .option('--batch <n>', 'sequences per micro-batch (default: the preset\'s)', intArg('--batch'))
+    .option('--accum <n>', 'micro-batches per step (gradient accumulation)', intArg('--accum'), 1)
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(['adamw', 'adafactor']).default('adamw'))
-    .option('--lr <x>', 'peak learning rate (default: the preset\'s)', num('--lr'))
+    .option('--lr <x>', 'peak learning rate (default: the preset\'s)', numArg('--lr'))
     .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(['cosine', 'rsqrt', 'constant']).default('cosine'))
-    .option('--warmup <n>', 'warmup steps (default: the preset\'s)', int('--warmup', 0))
-    .option('--min-lr <x>', 'final learning rate of the cosine schedule', num('--min-lr'), 0)
-    .option('--weight-decay <x>', 'decoupled weight decay on matrices', num('--weight-decay'), 0.01)
-    .option('--clip <x>', 'clip the global gradient norm (0: off)', num('--clip'), 1)
-    .option('--seed <n>', 'seed of init, data order, dropout and Sparse FF noise', int('--seed', 0), 0)
-    .option('--shuffle-buffer <n>', 'sequences per shuffle block', int('--shuffle-buffer'), 1024)
-    .option('--eval-every <n>', 'steps between validation passes (0: only at the end)', int('--eval-every', 0), 500)
-    .option('--eval-tokens <n>', 'validation tokens per pass', int('--eval-tokens'), 65536)
-    .option('--checkpoint-every <n>', 'steps between checkpoints', int('--checkpoint-every'), 500)
-    .option('--keep <n>', 'checkpoints to keep', int('--keep'), 3)
-    .option('--log-every <n>', 'steps between metrics lines', int('--log-every'), 10)
+    .option('--warmup <n>', 'warmup steps (default: the preset\'s)', intArg('--warmup', 0))
+    .option('--min-lr <x>', 'final learning rate of the cosine schedule', numArg('--min-lr'), 0)
+    .option('--weight-decay <x>', 'decoupled weight decay on matrices', numArg('--weight-decay'), 0.01)
+    .option('--clip <x>', 'clip the global gradient norm (0: off)', numArg('--clip'), 1)
+    .option('--seed <n>', 'seed of init, data order, dropout and Sparse FF noise', intArg('--seed', 0), 0)
+    .option('--shuffle-buffer <n>', 'sequences per shuffle block', intArg('--shuffle-buffer'), 1024)
+    .option('--eval-every <n>', 'steps between validation passes (0: only at the end)', intArg('--eval-every', 0), 500)
+    .option('--eval-tokens <n>', 'validation tokens per pass', intArg('--eval-tokens'), 65536)
+    .option('--checkpoint-every <n>', 'steps between checkpoints', intArg('--checkpoint-every'), 500)
+    .option('--keep <n>', 'checkpoints to keep', intArg('--keep'), 3)
+    .option('--log-every <n>', 'steps between metrics lines', intArg('--log-every'), 10)
     .option('--tokenizer <spec>', 'byte, gpt2 or bpe:<vocab size> (default: the preset\'s)')
     .option('--device <name>', 'ref or cpu', 'cpu')
-    .option('--threads <n>', 'cpu backend threads (default: all cores)', int('--threads'));
+    .option('--threads <n>', 'cpu backend threads (default: all cores)', intArg('--threads'));
   for (const [field, def] of Object.entries(DEFAULT_CONFIG)) {
     if (field === 'version' || field === 'vocab_size') continue;
     cmd.option(`${flagOf(field)} <value>`, `model config field ${field} (default: preset, else ${JSON.stringify(def)})`, parseField(field, def));
@@ -133,8 +124,8 @@ export function addTrainCommands(program: Command): void {
     .description('loss, perplexity and bits per byte of a trained model on held-out data')
     .requiredOption('--model <dir>', 'a run directory or checkpoint directory')
     .option('--data <paths...>', 'shards, text files or directories', [samplePath('validation')])
-    .option('--tokens <n>', 'evaluate at most this many tokens', int('--tokens'))
-    .option('--batch <n>', 'sequences per batch', int('--batch'), 8)
+    .option('--tokens <n>', 'evaluate at most this many tokens', intArg('--tokens'))
+    .option('--batch <n>', 'sequences per batch', intArg('--batch'), 8)
     .option('--device <name>', 'ref or cpu', 'cpu')
     .option('--json', 'print JSON', false)
     .action(async (o: { model: string; data: string[]; tokens?: number; batch: number; device: string; json: boolean }) => {

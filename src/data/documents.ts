@@ -35,7 +35,8 @@ export interface ReadOptions {
 
 const JSONL = /\.(json|jsonl)(\.gz)?$/;
 
-async function listFiles(path: string): Promise<string[]> {
+/** The files under `path` in reading order: itself, or a directory's files recursively in sorted path order. */
+export async function listFiles(path: string): Promise<string[]> {
   let info;
   try {
     info = await stat(path);

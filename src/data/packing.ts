@@ -37,9 +37,7 @@
  * paths.
  */
 
-import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { readDocuments, type Document, type SkipReport } from './documents.js';
+import { listFiles, readDocuments, type Document, type SkipReport } from './documents.js';
 import type { Tokenizer } from './tokenizer.js';
 import { tensor, type CreateOptions } from '../tensor/create.js';
 import { SparselmError } from '../tensor/errors.js';
@@ -118,18 +116,6 @@ function namePaths(paths: readonly string[]): string {
   return paths.length === 0 ? '(no paths given)' : paths.map((p) => `'${p}'`).join(', ');
 }
 
-/** The files `readDocuments(paths)` reads, in the same order (directories recursively, sorted). */
-async function listFiles(path: string): Promise<string[]> {
-  let info;
-  try {
-    info = await stat(path);
-  } catch (e) {
-    fail(`cannot read '${path}': ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  if (!info.isDirectory()) return [path];
-  const entries = (await readdir(path)).sort();
-  return (await Promise.all(entries.map((e) => listFiles(join(path, e))))).flat();
-}
 
 /**
  * The token stream, one document at a time. `pos` is always the next token:

@@ -23,15 +23,10 @@
 import { createKernels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 import { DecodeEngine } from '../src/decode/engine.js';
 import { makeConfig, type ModelConfig } from '../src/models/config.js';
-import { parameterSpecs } from '../src/models/params.js';
+import { median, randomParams } from './util.js';
 
 export interface DecodeBenchOptions { preset: string; threads: number[]; tokens: number; prompt: number; blas: boolean; only?: string }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 interface Variant { name: string; overrides: Record<string, unknown>; skipZeros: boolean; paper?: [number, number] }
 
@@ -69,25 +64,6 @@ const PRESETS: Record<string, { base: Record<string, unknown>; variants: Variant
   },
 };
 
-/** Random parameters of the config's shapes: uniform with each spec's std (norms: ones/zeros), from a fixed xorshift stream. */
-function randomParams(config: ModelConfig, seed: number): Record<string, Float32Array> {
-  const out: Record<string, Float32Array> = {};
-  let s = seed >>> 0 || 1;
-  for (const [name, spec] of parameterSpecs(config)) {
-    const n = spec.shape.reduce((a, b) => a * b, 1);
-    const a = new Float32Array(n);
-    if (spec.init.kind === 'ones') a.fill(1);
-    else if (spec.init.kind === 'normal') {
-      const w = spec.init.std * Math.sqrt(12); // uniform [-w/2, w/2] has std `std`
-      for (let i = 0; i < n; i++) {
-        s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
-        a[i] = ((s >>> 0) / 4294967296 - 0.5) * w;
-      }
-    }
-    out[name] = a;
-  }
-  return out;
-}
 
 function argmax(v: Float32Array): number {
   let b = 0;

@@ -28,8 +28,9 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
 import { writeGguf } from '../src/io/gguf.js';
-import { makeConfig, type ModelConfig } from '../src/models/config.js';
+import { makeConfig } from '../src/models/config.js';
 import { parameterSpecs } from '../src/models/params.js';
+import { median, parseFlags, randomParams } from './util.js';
 import { forward } from '../src/models/transformer.js';
 import { DecodeEngine } from '../src/decode/engine.js';
 import { loadTokenizer, BpeTokenizer, GPT2_PATTERN, type Tokenizer } from '../src/data/tokenizer.js';
@@ -42,44 +43,10 @@ function usage(): never {
   process.exit(2);
 }
 
-function parseFlags(args: string[]): Map<string, string> {
-  const flags = new Map<string, string>();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (!a.startsWith('--')) usage();
-    if (i + 1 < args.length && !args[i + 1].startsWith('--')) flags.set(a.slice(2), args[++i]);
-    else flags.set(a.slice(2), 'true');
-  }
-  return flags;
-}
 
 const KNOWN = new Set(['vocab', 'd', 'layers', 'heads', 'kv-heads', 'd-ff', 'threads', 'prompt', 'tokens', 'out']);
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
-/** Random parameters of the config's shapes: uniform with each spec's std (norm weights: ones), from a fixed xorshift stream. */
-function randomParams(config: ModelConfig, seed: number): Record<string, Float32Array> {
-  const out: Record<string, Float32Array> = {};
-  let s = seed >>> 0 || 1;
-  for (const [name, spec] of parameterSpecs(config)) {
-    const n = spec.shape.reduce((a, b) => a * b, 1);
-    const a = new Float32Array(n);
-    if (spec.init.kind === 'ones') a.fill(1);
-    else if (spec.init.kind === 'normal') {
-      const w = spec.init.std * Math.sqrt(12);
-      for (let i = 0; i < n; i++) {
-        s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
-        a[i] = ((s >>> 0) / 4294967296 - 0.5) * w;
-      }
-    }
-    out[name] = a;
-  }
-  return out;
-}
 
 /**
  * A BPE vocabulary of exactly `vocabSize` ids whose token strings are all
@@ -107,7 +74,7 @@ interface Timing { threads: number; promptTokS: number; tokenMs: number; tokens:
 const fmt = (x: number, d = 1) => x.toFixed(d);
 
 async function main(): Promise<void> {
-  const flags = parseFlags(process.argv.slice(2));
+  const flags = parseFlags(process.argv.slice(2), usage);
   for (const k of flags.keys()) if (!KNOWN.has(k)) usage();
   const num = (k: string, def: number) => {
     const v = Number(flags.get(k) ?? def);

@@ -3,6 +3,7 @@
 // same run (style.md point 10). Benchmarks: ops (CPU kernels: matmul, matrix-vector), decode (the batch-1 decoder).
 import { runOps } from './ops.js';
 import { runDecode } from './decode.js';
+import { parseFlags } from './util.js';
 
 function usage(): never {
   console.error('usage: npm run bench -- ops [--threads 1,2] [--reps N]');
@@ -10,21 +11,9 @@ function usage(): never {
   process.exit(2);
 }
 
-function parseFlags(args: string[]): Map<string, string> {
-  const flags = new Map<string, string>();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (!a.startsWith('--')) usage();
-    const eq = a.indexOf('=');
-    if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
-    else if (i + 1 < args.length && !args[i + 1].startsWith('--')) flags.set(a.slice(2), args[++i]);
-    else flags.set(a.slice(2), 'true');
-  }
-  return flags;
-}
 
 const [name, ...rest] = process.argv.slice(2);
-const flags = parseFlags(rest);
+const flags = parseFlags(rest, usage);
 switch (name) {
   case 'ops': {
     const threads = (flags.get('threads') ?? '1,2').split(',').map(Number);

@@ -12,14 +12,10 @@
 //   first reads the 512 MiB buffer (timed: that is the ceiling sample, and it evicts W
 //   from the caches), then runs the kernel once (timed). Medians of the repetitions.
 import { createKernels, type CpuKernels } from '../src/backends/cpu/kernels.js';
+import { median } from './util.js';
 
 export interface OpsOptions { threads: number[]; reps: number }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 interface MatmulCase { name: string; tA: boolean; tB: boolean; M: number; N: number; K: number }
 // d_model 512, d_ff 2048, B*T = 4096. Forward Y = X W with W stored [in, out];

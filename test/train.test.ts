@@ -74,10 +74,15 @@ describe('training', () => {
     const dir = tmp();
     await assert.rejects(
       train({ out: dir, settings: settings({ lr: 1e30, clip: 0, steps: 40, checkpointEvery: 1 }), configFields: tinyFields(), resume: false, log: quiet }),
-      (e: unknown) => e instanceof SparselmError && /^train: step \d+: (loss is (NaN|Infinity)|non-finite gradient in .*); stopping, the last good checkpoint is kept/.test(e.message),
+      (e: unknown) => e instanceof SparselmError && /^train: step \d+: (loss is (NaN|Infinity)|non-finite gradient in .*); stopping, the last good checkpoint is kept \(step \d+\)/.test(e.message),
     );
     const kept = listCheckpoints(join(dir, 'checkpoints'));
     assert.ok(kept.length > 0, 'checkpoints written before the divergence are kept');
+    // Diverging before the first checkpoint says so instead of promising one.
+    await assert.rejects(
+      train({ out: tmp(), settings: settings({ lr: 1e30, clip: 0, steps: 40, checkpointEvery: 40 }), configFields: tinyFields(), resume: false, log: quiet }),
+      /; stopping, no checkpoint was written yet\./,
+    );
   });
 
   it('refuses to overwrite a run, to resume nothing, and bad configs', async () => {

@@ -202,7 +202,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       const bad = nonFiniteGrads(params);
       if (!Number.isFinite(loss) || bad.length > 0) {
-        throw new SparselmError(`train: step ${step + 1}: ${!Number.isFinite(loss) ? `loss is ${loss}` : `non-finite gradient in ${bad.slice(0, 5).join(', ')}`}; stopping, the last good checkpoint is kept${existing.length > 0 || step > 0 ? '' : ' (none was written yet)'}. Try a lower --lr or --clip.`);
+        const saved = listCheckpoints(join(out, 'checkpoints'));
+        const kept = saved.length > 0 ? `the last good checkpoint is kept (step ${saved[saved.length - 1].step})` : 'no checkpoint was written yet';
+        throw new SparselmError(`train: step ${step + 1}: ${!Number.isFinite(loss) ? `loss is ${loss}` : `non-finite gradient in ${bad.slice(0, 5).join(', ')}`}; stopping, ${kept}. Try a lower --lr or --clip.`);
       }
       const norm = settings.clip > 0 ? clipGradNorm(params, settings.clip) : gradNorm(params);
       step++;

@@ -20,6 +20,7 @@ import { checkParameters } from '../models/transformer.js';
 import { tensor } from '../tensor/create.js';
 import { configureCpu } from '../backends/registry.js';
 import { intArg, numArg } from './args.js';
+import { SparselmError } from '../tensor/errors.js';
 
 const flagOf = (field: string) => `--${field.replace(/_/g, '-')}`;
 const fieldOf = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -44,6 +45,14 @@ function parseField(field: string, def: unknown) {
   };
 }
 
+/** A probability in [0, 1]. */
+function probabilityArg(name: string): (value: string) => number {
+  return (value) => {
+    const p = Number(value);
+    if (value.trim() === '' || !(p >= 0 && p <= 1)) throw new InvalidArgumentError(`${name} must be a probability in [0, 1], got '${value}'`);
+    return p;
+  };
+}
 
 export function addTrainCommands(program: Command): void {
   const cmd = program
@@ -73,7 +82,10 @@ export function addTrainCommands(program: Command): void {
     .option('--log-every <n>', 'steps between metrics lines', intArg('--log-every'), 10)
     .option('--tokenizer <spec>', 'byte, gpt2 or bpe:<vocab size> (default: the preset\'s)')
     .option('--device <name>', 'ref or cpu', 'cpu')
-    .option('--threads <n>', 'cpu backend threads (default: all cores)', intArg('--threads'));
+    .option('--threads <n>', 'cpu backend threads (default: all cores)', intArg('--threads'))
+    .option('--label-noise <p>', 'replace each training target with probability p by a uniformly random token id (validation stays clean)', probabilityArg('--label-noise'), 0)
+    .option('--random-labels', 'replace every training target by a random token id (the Lazy Neuron random-label experiment)', false)
+    .option('--random-inputs', 'replace every training input by a random token id; targets stay the real next tokens unless --random-labels', false);
   for (const [field, def] of Object.entries(DEFAULT_CONFIG)) {
     if (field === 'version' || field === 'vocab_size') continue;
     cmd.option(`${flagOf(field)} <value>`, `model config field ${field} (default: preset, else ${JSON.stringify(def)})`, parseField(field, def));
@@ -86,6 +98,9 @@ export function addTrainCommands(program: Command): void {
     for (const [key, value] of Object.entries(o)) {
       const field = fieldOf(key);
       if (field in DEFAULT_CONFIG && value !== undefined) configOverrides[field] = value;
+    }
+    if (o.randomLabels === true && (o.labelNoise as number) > 0) {
+      throw new SparselmError(`train: --label-noise ${o.labelNoise as number} and --random-labels cannot be combined: random labels already replace every target (they are --label-noise 1)`);
     }
     const configFields = presetConfig(preset, configOverrides);
     makeConfig({ ...configFields }); // fail fast on a bad config, before any data is read
@@ -114,6 +129,9 @@ export function addTrainCommands(program: Command): void {
       logEvery: o.logEvery as number,
       tokenizer: (o.tokenizer as string | undefined) ?? (pt.tokenizer as string),
       device: o.device as string,
+      labelNoise: o.labelNoise as number,
+      randomLabels: o.randomLabels as boolean,
+      randomInputs: o.randomInputs as boolean,
     };
     const r = await train({ out: o.out as string, settings, configFields, resume: o.resume as boolean });
     if (r.finalValLoss !== null) process.stdout.write(`final validation loss ${r.finalValLoss.toFixed(4)}\n`);

@@ -35,13 +35,36 @@
  *
  * A pass over the data that finds no document at all is an error naming the
  * paths.
+ *
+ * Corruption of the training stream (`corrupt`: the Lazy Neuron paper's
+ * noisy-label, random-label and random-input experiments, adapted to language
+ * models). Every token of the corpus is an input of one position and the
+ * target of the position before it; it gets a replacement for each role that
+ * is a pure function of (seed, file index, document index, offset in the
+ * document), never of the batch, the shuffle or the epoch:
+ *   key   = randomBits(seed, doc, CORRUPT_STREAM + file)
+ *   as target: replaced when randomLabels or uniform01(key, offset, 0) < labelNoise,
+ *              by floor(uniform01(key, offset, 1) · V);
+ *   as input:  replaced when randomInputs, by floor(uniform01(key, offset, 2) · V);
+ * V = the tokenizer's vocabSize (every real id, eos included; never the
+ * padding ids of a rounded-up vocab_size). So the corruption is a property of
+ * the data set, like the paper's fixed noisy labels: a token gets the same
+ * noisy label in every epoch (a model could memorise it), and a resumed loader
+ * recomputes exactly the same corrupted block with no extra state. A
+ * replacement may draw the original id (probability 1/V). randomLabels is
+ * labelNoise 1 (the same draws), so the two are not combined. Inputs and
+ * targets are corrupted independently: randomInputs alone leaves the real
+ * next tokens as targets; with randomLabels too the stream is pure noise.
+ * Without corruption (the default, or labelNoise 0 and both flags off) the
+ * batches and `position()` are exactly those of a loader without the option.
+ * Validation batches are never corrupted.
  */
 
 import { listFiles, readDocuments, type Document, type SkipReport } from './documents.js';
 import type { Tokenizer } from './tokenizer.js';
 import { tensor, type CreateOptions } from '../tensor/create.js';
 import { SparselmError } from '../tensor/errors.js';
-import { Rng, uniform01 } from '../tensor/random.js';
+import { randomBits, Rng, uniform01 } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /** A place in the token stream: the next token to read. */
@@ -55,6 +78,35 @@ export interface StreamPosition {
   doc: number;
   /** Offset into that document's tokens (its trailing eos included). */
   token: number;
+}
+
+/** Corruption of the training targets and inputs (see the file comment). */
+export interface Corruption {
+  /** Probability in [0, 1] that a target token is replaced by a uniformly random id. */
+  labelNoise: number;
+  /** Every target replaced (the same draws as labelNoise 1; not combined with labelNoise > 0). */
+  randomLabels: boolean;
+  /** Every input token replaced. */
+  randomInputs: boolean;
+}
+
+export const NO_CORRUPTION: Corruption = { labelNoise: 0, randomLabels: false, randomInputs: false };
+
+/** Stream offset of the per-document corruption keys, away from the small streams other draws use. */
+const CORRUPT_STREAM = 0x6e6f6973;
+
+/** What is wrong with a corruption setting, in words naming the field; null when it is valid. */
+export function corruptionProblem(c: Corruption): string | null {
+  if (typeof c.labelNoise !== 'number' || !(c.labelNoise >= 0 && c.labelNoise <= 1)) return `label noise must be a probability in [0, 1], got ${String(c.labelNoise)}`;
+  if (typeof c.randomLabels !== 'boolean') return `randomLabels must be true or false, got ${JSON.stringify(c.randomLabels)}`;
+  if (typeof c.randomInputs !== 'boolean') return `randomInputs must be true or false, got ${JSON.stringify(c.randomInputs)}`;
+  if (c.randomLabels && c.labelNoise > 0) return `label noise ${c.labelNoise} and random labels cannot be combined: random labels already replace every target (they are label noise 1)`;
+  return null;
+}
+
+/** True when the setting changes any token. */
+export function isCorrupting(c: Corruption): boolean {
+  return c.labelNoise > 0 || c.randomLabels || c.randomInputs;
 }
 
 /** Everything needed to resume a training loader exactly; JSON-serialisable. */
@@ -72,6 +124,8 @@ export interface LoaderState {
   rng: number;
   /** Sequences of the block already returned. */
   taken: number;
+  /** The corruption in force; absent when none (states written before corruption existed have none). */
+  corrupt?: Corruption;
 }
 
 export interface Batch {
@@ -102,6 +156,8 @@ export interface LoaderOptions extends StreamOptions {
   shuffleBuffer?: number;
   /** A `position()` of an earlier loader with the same data and settings. */
   resumeFrom?: LoaderState;
+  /** Corrupt the training stream (default: none). */
+  corrupt?: Corruption;
 }
 
 function fail(message: string): never {
@@ -154,8 +210,13 @@ class TokenReader {
     return new TokenReader(opts.paths, files, opts.tokenizer, loop, opts.onSkip, start);
   }
 
-  /** Fills dst[off .. off+n) with the next n tokens; false if the data ended first (only without `loop`). */
-  async read(dst: Int32Array, off: number, n: number): Promise<boolean> {
+  /**
+   * Fills dst[off .. off+n) with the next n tokens; false if the data ended
+   * first (only without `loop`). `onChunk` hears where each run of copied
+   * tokens came from: dst[at .. at+k) are tokens token .. token+k of document
+   * `doc` of file `file`.
+   */
+  async read(dst: Int32Array, off: number, n: number, onChunk?: (at: number, file: number, doc: number, token: number, k: number) => void): Promise<boolean> {
     while (n > 0) {
       if (this.tokens === null || this.pos.token >= this.tokens.length) {
         if (!(await this.nextDocument())) return false;
@@ -163,6 +224,7 @@ class TokenReader {
       }
       const k = Math.min(n, this.tokens.length - this.pos.token);
       dst.set(this.tokens.subarray(this.pos.token, this.pos.token + k), off);
+      onChunk?.(off, this.pos.file, this.pos.doc, this.pos.token, k);
       this.pos.token += k;
       off += k;
       n -= k;
@@ -269,6 +331,11 @@ export class BatchLoader {
   private blockRng = 0;
   /** Sequences of the block returned so far; S when a new block must be read. */
   private taken: number;
+  /** The corruption, or null for none; then `inputsOf`/`targetsOf` are `block` itself. */
+  private readonly corrupt: Corruption | null;
+  /** The block's tokens as inputs and as targets: corrupted copies, or `block`. */
+  private readonly inputsOf: Int32Array;
+  private readonly targetsOf: Int32Array;
 
   private constructor(private readonly opts: LoaderOptions, private readonly reader: TokenReader) {
     this.S = opts.shuffleBuffer ?? 2048;
@@ -278,6 +345,9 @@ export class BatchLoader {
     this.perm = new Uint32Array(this.S);
     this.blockStart = { ...reader.pos };
     this.taken = this.S;
+    this.corrupt = opts.corrupt !== undefined && isCorrupting(opts.corrupt) ? { ...opts.corrupt } : null;
+    this.inputsOf = this.corrupt?.randomInputs ? new Int32Array(this.block.length) : this.block;
+    this.targetsOf = this.corrupt && (this.corrupt.randomLabels || this.corrupt.labelNoise > 0) ? new Int32Array(this.block.length) : this.block;
   }
 
   static async open(opts: LoaderOptions): Promise<BatchLoader> {
@@ -285,6 +355,8 @@ export class BatchLoader {
     checkInt('shuffleBuffer', opts.shuffleBuffer ?? 2048, 1);
     const seed = opts.seed ?? 0;
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) fail(`seed must be an integer in [0, 2^32), got ${seed}`);
+    const problem = opts.corrupt === undefined ? null : corruptionProblem(opts.corrupt);
+    if (problem !== null) fail(`corrupt: ${problem}`);
     const state = opts.resumeFrom;
     if (state !== undefined) {
       const want = BatchLoader.settings(opts);
@@ -292,6 +364,9 @@ export class BatchLoader {
       for (const k of ['seed', 'seqLen', 'shuffleBuffer', 'tokenizer'] as const) {
         if (state[k] !== want[k]) fail(`resume: the state was made with ${k} ${JSON.stringify(state[k])}, this loader has ${JSON.stringify(want[k])}`);
       }
+      const had = JSON.stringify(corruptionOf(state.corrupt));
+      const has = JSON.stringify(corruptionOf(opts.corrupt));
+      if (had !== has) fail(`resume: the state was made with corruption ${had}, this loader has ${has}`);
       checkInt('resume: rng', state.rng, 0);
       if (!Number.isInteger(state.taken) || state.taken < 0 || state.taken >= want.shuffleBuffer) fail(`resume: taken ${state.taken} outside [0, ${want.shuffleBuffer})`);
     }
@@ -318,7 +393,7 @@ export class BatchLoader {
     const L = this.opts.seqLen + 1;
     this.blockStart = { ...this.reader.pos };
     this.blockRng = this.rng.take(this.S);
-    await this.reader.read(this.block, 0, this.S * L);   // endless: always fills
+    await this.reader.read(this.block, 0, this.S * L, this.corrupt ? this.corruptChunk : undefined);   // endless: always fills
     const p = this.perm;
     for (let i = 0; i < this.S; i++) p[i] = i;
     for (let i = this.S - 1; i > 0; i--) {
@@ -327,6 +402,24 @@ export class BatchLoader {
     }
     this.taken = 0;
   }
+
+  /** Fills inputsOf/targetsOf for block[at .. at+k): tokens token .. token+k of document `doc` of file `file` (file comment). */
+  private readonly corruptChunk = (at: number, file: number, doc: number, token: number, k: number): void => {
+    const c = this.corrupt as Corruption;
+    const V = this.opts.tokenizer.vocabSize;
+    const key = randomBits(this.seed, doc, CORRUPT_STREAM + file);
+    const labels = c.randomLabels || c.labelNoise > 0;
+    const p = c.randomLabels ? 1 : c.labelNoise;
+    for (let i = 0; i < k; i++) {
+      const j = at + i;
+      const clean = this.block[j];
+      if (labels) {
+        // u < 1 always, so randomLabels is labelNoise 1 with the same ids.
+        this.targetsOf[j] = uniform01(key, token + i, 0, true) < p ? Math.min(V - 1, Math.floor(uniform01(key, token + i, 1, true) * V)) : clean;
+      }
+      if (c.randomInputs) this.inputsOf[j] = Math.min(V - 1, Math.floor(uniform01(key, token + i, 2, true) * V));
+    }
+  };
 
   /** The next batch: inputs and targets [B, T] int32. */
   async next(): Promise<Batch> {
@@ -337,8 +430,8 @@ export class BatchLoader {
     for (let b = 0; b < B; b++) {
       if (this.taken === this.S) await this.readBlock();
       const s = this.perm[this.taken++] * L;
-      inputs.set(this.block.subarray(s, s + T), b * T);
-      targets.set(this.block.subarray(s + 1, s + L), b * T);
+      inputs.set(this.inputsOf.subarray(s, s + T), b * T);
+      targets.set(this.targetsOf.subarray(s + 1, s + L), b * T);
     }
     return makeBatch(inputs, targets, B, T, this.opts.device, this.reader.pos.epoch);
   }
@@ -357,6 +450,7 @@ export class BatchLoader {
       block: { ...(done ? this.reader.pos : this.blockStart) },
       rng: done ? this.rng.position : this.blockRng,
       taken: done ? 0 : this.taken,
+      ...(this.corrupt ? { corrupt: { ...this.corrupt } } : {}),
     };
   }
 
@@ -368,6 +462,11 @@ export class BatchLoader {
   async close(): Promise<void> {
     await this.reader.close();
   }
+}
+
+/** The corruption a setting amounts to: NO_CORRUPTION for none, absent or all-off. */
+function corruptionOf(c: Corruption | undefined): Corruption {
+  return c !== undefined && isCorrupting(c) ? { labelNoise: c.labelNoise, randomLabels: c.randomLabels, randomInputs: c.randomInputs } : NO_CORRUPTION;
 }
 
 /** Opens the training stream (same as `BatchLoader.open`). */

@@ -15,12 +15,18 @@
  * - Observable: progress (step, loss, tokens/s, time left) and a metrics log
  *   (metrics.jsonl in the run directory) with train/validation loss and, per
  *   FF layer, the fraction of nonzero activations per token.
+ * - Corrupted training data on request (labelNoise, randomLabels,
+ *   randomInputs: the Lazy Neuron paper's noisy/random-label and random-input
+ *   experiments). The loader applies it (src/data/packing.ts), as a function
+ *   of the seed and each token's place in the corpus, so a resumed run sees
+ *   exactly the batches of an uninterrupted one. The training loss is on the
+ *   corrupted targets; validation is always on clean data.
  */
 
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { backward } from '../autograd/backward.js';
-import { createLoader, type LoaderState } from '../data/packing.js';
+import { corruptionProblem, createLoader, isCorrupting, type Corruption, type LoaderState } from '../data/packing.js';
 import { loadTokenizer, trainBpe, type Tokenizer } from '../data/tokenizer.js';
 import { readDocuments } from '../data/documents.js';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
@@ -63,6 +69,26 @@ export interface TrainSettings {
   /** 'byte', 'gpt2' or 'bpe:<vocab size>' (trained on the training data). */
   tokenizer: string;
   device: string;
+  /** Probability that a training target is replaced by a uniformly random token id (default 0). */
+  labelNoise?: number;
+  /** Every training target is a random token id (default false; not with labelNoise > 0). */
+  randomLabels?: boolean;
+  /** Every training input is a random token id (default false). */
+  randomInputs?: boolean;
+}
+
+/** The training-data corruption of a run; settings saved before these fields existed have none. */
+export function corruptionOfSettings(s: TrainSettings): Corruption {
+  return { labelNoise: s.labelNoise ?? 0, randomLabels: s.randomLabels ?? false, randomInputs: s.randomInputs ?? false };
+}
+
+/** The corruption in words, for the log. */
+function describeCorruption(c: Corruption): string {
+  const parts = [
+    c.randomLabels ? 'every target replaced by a uniformly random token id' : c.labelNoise > 0 ? `each target replaced with probability ${c.labelNoise} by a uniformly random token id` : 'targets clean',
+    c.randomInputs ? 'every input replaced by a uniformly random token id' : 'inputs clean',
+  ];
+  return `training data corrupted: ${parts.join('; ')} (fixed per token of the data and seed); validation data clean`;
 }
 
 export interface TrainOptions {
@@ -146,6 +172,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   } else {
     settings = opts.settings;
     makeSchedule(makeSchedulerConfig(settings)); // fail fast on bad settings, before any data is read
+    const problem = corruptionProblem(corruptionOfSettings(settings));
+    if (problem !== null) throw new SparselmError(`train: ${problem}`);
     makeConfig({ ...opts.configFields });
     mkdirSync(out, { recursive: true });
     tokenizer = await buildTokenizer(settings.tokenizer, settings.data, log);
@@ -157,10 +185,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   log(`config: ${JSON.stringify(config)}`);
   log(`training: ${JSON.stringify(settings)}`);
   log(`parameters: ${countParameters(config).toLocaleString()}`);
+  const corrupt = corruptionOfSettings(settings);
+  if (isCorrupting(corrupt)) log(describeCorruption(corrupt));
 
   const loader = await createLoader({
     paths: settings.data, tokenizer, batchSize: settings.batch, seqLen: config.context_length,
     seed: settings.seed, shuffleBuffer: settings.shuffleBuffer, device: settings.device, resumeFrom: resumeData,
+    ...(isCorrupting(corrupt) ? { corrupt } : {}),
   });
   const optimizer = makeOptimizer(settings, params);
   if (optimizerState) optimizer.loadState(optimizerState.tensors, optimizerState.state);

@@ -275,14 +275,72 @@ test('heap: alignment, reuse after free, coalescing, growth, views', () => {
     const d = h.alloc(120); // 128 B: larger than a's 112-B block, fits only in the coalesced a+b hole (>= 128 B)
     assert.ok(d < c, 'coalesced hole is reused');
     assert.throws(() => h.free(d + 4));
-    const before = h.memory.buffer.byteLength;
+    const before = h.memories[0].buffer.byteLength;
     const big = h.alloc(before + 1024 * 1024);
-    assert.ok(h.memory.buffer.byteLength >= big + before + 1024 * 1024, 'memory grew');
+    assert.ok(h.memories[0].buffer.byteLength >= big + before + 1024 * 1024, 'memory grew');
     const v = h.f32(big, 4); v.set([1, 2, 3, 4]);
     assert.deepEqual(Array.from(h.f32(big, 4)), [1, 2, 3, 4]);
     h.free(big); h.free(c); h.free(d);
   } finally {
     k.dispose();
+  }
+});
+
+test('heap over several memories: addresses, views, free, and kernels whose operands lie in different memories', () => {
+  const MiB = 2 ** 20;
+  for (const threads of [1, 2]) {
+    const k = createKernels({ threads, blas: false, memoryBytes: 8 * MiB });
+    const one = createKernels({ threads, blas: false });
+    try {
+      const h = k.heap;
+      // 3 MiB blocks: two do not fit beside the scratch in one 8 MiB memory.
+      const big = [h.alloc(3 * MiB), h.alloc(3 * MiB), h.alloc(3 * MiB)];
+      assert.ok(h.memories.length >= 3, `${h.memories.length} memories`);
+      assert.ok(big[2] >= 2 ** 32, 'a later memory has addresses from 2^32 on');
+      assert.throws(() => h.alloc(9 * MiB), /do not fit in one WebAssembly memory/);
+      const rows = 700, cols = 1000; // 2.8 MB matrix: in memory >= 1
+      const W = big[2], x = h.alloc(cols * 4), y = h.alloc(rows * 4), idx = h.alloc(rows * 4), coef = h.alloc(rows * 4);
+      assert.notEqual(Math.floor(W / 2 ** 32), Math.floor(x / 2 ** 32), 'matrix and vectors in different memories');
+      const w = randArray(rows * cols, 11), xv = randArray(cols, 12), cv = randArray(rows, 13);
+      const iv = Int32Array.from({ length: rows }, (_, i) => (i * 37) % rows);
+      h.f32(W, rows * cols).set(w); h.f32(x, cols).set(xv); h.f32(coef, rows).set(cv); h.i32(idx, rows).set(iv);
+      // The same calls with everything in one memory.
+      const o = one.heap;
+      const W1 = o.alloc(rows * cols * 4), x1 = o.alloc(cols * 4), y1 = o.alloc(rows * 4), idx1 = o.alloc(rows * 4), coef1 = o.alloc(rows * 4);
+      o.f32(W1, rows * cols).set(w); o.f32(x1, cols).set(xv); o.f32(coef1, rows).set(cv); o.i32(idx1, rows).set(iv);
+      // One thread: bit-identical (same arithmetic, another memory). Two: chunks are claimed
+      // dynamically, so a gathered sum's split between threads (and its rounding) varies
+      // from call to call; both results are then within gamma(cols + 1)·Σ|terms| of the
+      // exact sum, so of each other within twice that (bounded here by the row norms).
+      const same = (a: Float32Array, b: Float32Array, what: string) => {
+        if (threads === 1) { assert.deepEqual(Array.from(a), Array.from(b), what); return; }
+        const bound = 2 * gamma(rows + 1) * rows * 2; // |w|, |coef|, |x| <= 1, x = 0.5 + ..., at most rows terms
+        for (let i = 0; i < a.length; i++) if (!(Math.abs(a[i] - b[i]) <= bound)) assert.fail(`${what}: element ${i}: ${a[i]} vs ${b[i]}`);
+      };
+      k.gemv(W, rows, cols, x, y); one.gemv(W1, rows, cols, x1, y1);
+      same(h.f32(y, rows), o.f32(y1, rows), `gemv, ${threads} threads`);
+      k.gemvRows(W, cols, idx, 300, x, y); one.gemvRows(W1, cols, idx1, 300, x1, y1);
+      same(h.f32(y, 300), o.f32(y1, 300), `gemvRows, ${threads} threads`);
+      h.f32(x, cols).fill(0.5); o.f32(x1, cols).fill(0.5);
+      k.axpyRows(W, cols, idx, coef, rows, x); one.axpyRows(W1, cols, idx1, coef1, rows, x1);
+      same(h.f32(x, cols), o.f32(x1, cols), `axpyRows, ${threads} threads`);
+      // gemm: A [8, cols] and C [8, rows] in memory 0, B = W (transposed) elsewhere.
+      const A = h.alloc(8 * cols * 4), C = h.alloc(8 * rows * 4), A1 = o.alloc(8 * cols * 4), C1 = o.alloc(8 * rows * 4);
+      const av = randArray(8 * cols, 14);
+      h.f32(A, 8 * cols).set(av); o.f32(A1, 8 * cols).set(av);
+      k.gemm(false, true, 8, rows, cols, A, cols, W, cols, C, rows, false); one.gemm(false, true, 8, rows, cols, A1, cols, W1, cols, C1, rows, false);
+      same(h.f32(C, 8 * rows), o.f32(C1, 8 * rows), `gemm, ${threads} threads`);
+      k.gemmSmallM(A, W, C, 2, rows, 4); one.gemmSmallM(A1, W1, C1, 2, rows, 4);
+      same(h.f32(C, 2 * rows), o.f32(C1, 2 * rows), `gemmSmallM, ${threads} threads`);
+      // Views of a later memory, free and reuse there.
+      h.f32(big[1], 4).set([1, 2, 3, 4]);
+      assert.deepEqual(Array.from(h.f32(big[1], 4)), [1, 2, 3, 4]);
+      h.free(big[1]);
+      assert.equal(h.alloc(3 * MiB), big[1], 'a freed block in a later memory is reused');
+    } finally {
+      k.dispose();
+      one.dispose();
+    }
   }
 });
 

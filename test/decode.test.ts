@@ -174,6 +174,49 @@ describe('decode engine: Sparse FF choice edge cases', () => {
   it('ties between two neurons go to the lower one', () => fixedChoice((u) => (u % 8 === 2 || u % 8 === 5 ? 1 : 0), 'tie 2/5'));
 });
 
+describe('decode engine: weights spread over several wasm memories', () => {
+  // A model larger than one wasm memory (one 17B-class block is 4.4 GB) spreads over
+  // several; kernels stage the vectors into the memory of the matrix they stream
+  // (src/backends/cpu/kernels.ts). With 12 MiB memories this ~14 MB model needs two or
+  // more. On one thread staging must not change one bit of the logits: the same kernels
+  // run the same arithmetic on the same numbers, only in another memory. On two threads
+  // the split of a gathered sum between threads varies from call to call (dynamic
+  // chunks), so there the logits are checked against the training graph instead.
+  const WIDE = { vocab_size: 1000, d_model: 128, n_heads: 4, n_kv_heads: 4, d_ff: 6144, sparse_block: 32, sparse_lowrank: 16, qkv_modules: 4 };
+  const cases: Record<string, Record<string, unknown>> = {
+    'dense relu, untied': { tied_output: false },
+    'llama: swiglu, rmsnorm, GQA': { activation: 'swiglu', norm: 'rmsnorm', ffn_bias: false, n_kv_heads: 2, tied_output: false },
+    'top-k': { ffn: 'topk', topk_k: 64 },
+    'sparse FF + QKV (multconv) + sparse loss': { ffn: 'sparse', attn: 'sparse', qkv_output: 'multconv', output: 'sparse' },
+  };
+  for (const threads of [1, 2]) {
+    for (const [name, overrides] of Object.entries(cases)) {
+      if (threads > 1 && !/llama|sparse/.test(name)) continue; // the 2-thread paths of the other kinds are the same kernels
+      it(`${name}, ${threads} thread${threads > 1 ? 's: logits equal the training graph' : ': logits bit-identical to one memory'}`, () => {
+        const { config, params } = model({ ...WIDE, ...overrides }, 5);
+        const one = createKernels({ threads, blas: false });
+        const many = createKernels({ threads, blas: false, memoryBytes: 12 * 2 ** 20 });
+        const a = new DecodeEngine(config, params, { kernels: one, prefillRows: 4 });
+        const b = new DecodeEngine(config, params, { kernels: many, prefillRows: 4 });
+        try {
+          assert.ok(many.heap.memories.length >= 2, `weights spread over ${many.heap.memories.length} memories`);
+          assert.equal(one.heap.memories.length, 1);
+          const V = config.vocab_size;
+          const want = threads > 1 ? reference(config, params, PROMPT.slice(0, 14)) : null;
+          const same = (x: Float32Array, y: Float32Array, t: number, what: string) => {
+            if (want) { compare(y, want, t * V, V, what); return; }
+            for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) assert.fail(`${what}: logit ${i}: ${y[i]} != ${x[i]}`);
+          };
+          same(a.prefill(PROMPT.slice(0, 9)), b.prefill(PROMPT.slice(0, 9)), 8, 'prefill');
+          for (let t = 9; t < 14; t++) same(a.step(PROMPT[t]), b.step(PROMPT[t]), t, `step ${t}`);
+        } finally {
+          a.dispose(); b.dispose(); one.dispose(); many.dispose();
+        }
+      });
+    }
+  }
+});
+
 describe('decode engine: errors', () => {
   it('rejects parameters that do not match the config', () => {
     const { config, params } = model({});

@@ -175,16 +175,13 @@ export class DecodeEngine {
     this.config = config;
     const c = config;
     const specs = parameterSpecs(c);
-    if (Object.values(params).every((t) => t instanceof Tensor)) {
+    // Checked without reading any value: a source may make its arrays on access (the
+    // benchmarks' random weights do, so a 17B-class block is never held twice).
+    const descs = Object.values(Object.getOwnPropertyDescriptors(params));
+    if (descs.every((d) => d.value instanceof Tensor)) {
       checkParameters(c, params as Record<string, Tensor>);
     } else {
-      for (const [name, spec] of specs) {
-        const t = params[name];
-        const n = spec.shape.reduce((a, b) => a * b, 1);
-        if (t === undefined) throw new SparselmError(`decode: missing parameter '${name}'`);
-        const len = t instanceof Tensor ? t.size : t.length;
-        if (len !== n) throw new SparselmError(`decode: parameter '${name}' has ${len} values, the config implies ${n} ([${spec.shape.join(',')}])`);
-      }
+      for (const name of specs.keys()) if (!(name in params)) throw new SparselmError(`decode: missing parameter '${name}'`);
       for (const name of Object.keys(params)) if (!specs.has(name)) throw new SparselmError(`decode: unexpected parameter '${name}' for this config`);
     }
     const maxContext = opts.maxContext ?? c.context_length;
@@ -204,7 +201,15 @@ export class DecodeEngine {
     const M = der.qkv_module_size;
     const S = c.qkv_modules;
     const dff = c.d_ff;
-    const get = (name: string): Float32Array => f32Of(params[name]);
+    // Each parameter is read once, here (sizes checked as it is read).
+    const get = (name: string): Float32Array => {
+      const t = params[name];
+      const spec = specs.get(name);
+      const n = spec === undefined ? -1 : spec.shape.reduce((a, b) => a * b, 1);
+      const len = t instanceof Tensor ? t.size : t.length;
+      if (len !== n) throw new SparselmError(`decode: parameter '${name}' has ${len} values, the config implies ${n} ([${spec?.shape.join(',')}])`);
+      return f32Of(t);
+    };
     const opt = (name: string): Float32Array | null => (params[name] === undefined ? null : get(name));
 
     try {
@@ -212,14 +217,22 @@ export class DecodeEngine {
       const W = (data: Float32Array): Buf => { const b = this.alloc(data.length); b.v.set(data); this.weightBytes += data.length * 4; return b; };
       const Wopt = (data: Float32Array | null): Buf | null => (data ? W(data) : null);
       // Store the transpose of `data` [rows, cols] as [cols, rows]; several matrices with the same rows are stacked.
+      // In 64x64 tiles: a 2.4 GB matrix (17B-class W1) transposed element by element misses the cache on every read.
       const WT = (rows: number, ...mats: { data: Float32Array; cols: number }[]): Buf => {
         const total = mats.reduce((s, m) => s + m.cols, 0);
         const b = this.alloc(rows * total);
+        const out = b.v, T = 64;
         let base = 0;
         for (const { data, cols } of mats) {
-          for (let j = 0; j < cols; j++) {
-            const o = (base + j) * rows;
-            for (let i = 0; i < rows; i++) b.v[o + i] = data[i * cols + j];
+          for (let j0 = 0; j0 < cols; j0 += T) {
+            const j1 = Math.min(cols, j0 + T);
+            for (let i0 = 0; i0 < rows; i0 += T) {
+              const i1 = Math.min(rows, i0 + T);
+              for (let j = j0; j < j1; j++) {
+                const o = (base + j) * rows;
+                for (let i = i0; i < i1; i++) out[o + i] = data[i * cols + j];
+              }
+            }
           }
           base += cols;
         }
@@ -309,7 +322,7 @@ export class DecodeEngine {
     } catch (e) {
       this.dispose();
       if (e instanceof RangeError && /memory|grow/i.test(e.message)) {
-        throw new SparselmError(`decode: the model does not fit in the 4 GiB WebAssembly heap (${(this.weightBytes / 2 ** 30).toFixed(2)} GiB of weights placed before failing)`);
+        throw new SparselmError(`decode: the model does not fit in memory (${(this.weightBytes / 2 ** 30).toFixed(2)} GiB of weights placed before failing; one tensor may hold at most ~3.7 GiB of float32): ${e.message}`);
       }
       throw e;
     }

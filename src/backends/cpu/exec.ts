@@ -18,6 +18,13 @@
 //   COMPLETE = NCHUNKS. A worker that wakes late finds nothing to claim and costs
 //   nothing; one that is descheduled holds up at most the chunk it claimed. Arguments
 //   stay valid while any chunk is unfinished, and a claim is made before they are read.
+// - Memories: the heap may span several wasm memories (heap.ts). Every thread holds one
+//   instance of the kernels module per memory; a job's pointers are byte offsets in
+//   memory ARGS[A_MEM], and it runs on that memory's instance. The control block lives
+//   in memory 0. A new memory reaches the workers as an AddMemory static job: the main
+//   thread first posts {memory, scratch} on each worker's MessagePort, then the job;
+//   each worker takes the message synchronously (receiveMessageOnPort), instantiates
+//   the module on it and adds 1 to DONE.
 
 /** Exports of build/wasm/kernels.wasm (see src/backends/cpu/assembly/kernels.ts). */
 export interface KernelExports {
@@ -54,7 +61,7 @@ export const ARGS = 256 / 8;     // 32 arguments
 export const RANGES = 512 / 8;   // 4 per thread: lo0, hi0, lo1, hi1
 export const RESULTS = 2560 / 8; // 1 per thread
 
-export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7 } as const;
+export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7, AddMemory: 8 } as const;
 export const TAG_BITS = 11;
 export const CHUNK_BITS = 20;
 const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
@@ -64,16 +71,24 @@ export function isChunked(op: number): boolean {
   return op === Op.Gemv || op === Op.GemvRows || op === Op.AxpyRows || op === Op.Read || op === Op.GemmSmallM;
 }
 
-/** Run thread t's static share of the job `op` described in the control block. */
-export function runShare(ex: KernelExports, op: number, f64: Float64Array, t: number, scratch: number): void {
+/** Every job: the memory (index) its pointers are offsets in. */
+export const A_MEM = 12;
+
+/**
+ * Run thread t's static share of the job `op` described in the control block;
+ * exs[m] and scratch[m] are this thread's instance and GEMM scratch in memory m.
+ */
+export function runShare(exs: readonly KernelExports[], op: number, f64: Float64Array, t: number, scratch: readonly number[]): void {
   const a = ARGS;
   const r = RANGES + 4 * t;
   const lo = f64[r], hi = f64[r + 1];
   if (op !== Op.Gemm) throw new Error(`cpu kernels: unknown op ${op}`);
+  const m = f64[a + A_MEM];
+  const ex = exs[m];
   const j0 = f64[r + 2], j1 = f64[r + 3];
   if (hi > lo && j1 > j0) {
     ex.gemm(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], f64[a + 5], f64[a + 6],
-      f64[a + 7], f64[a + 8], f64[a + 9], lo, hi, j0, j1, scratch);
+      f64[a + 7], f64[a + 8], f64[a + 9], lo, hi, j0, j1, scratch[m]);
   }
 }
 
@@ -88,7 +103,7 @@ export const A_PSTRIDE = 11; //         the byte stride between them
  * job is no longer current). Returns the number of chunks this thread ran. Errors in
  * a chunk are recorded (ERR) and the chunk still counts as complete.
  */
-export function runChunks(ex: KernelExports, op: number, tag: number, i32: Int32Array, f64: Float64Array, t: number): number {
+export function runChunks(exs: readonly KernelExports[], op: number, tag: number, i32: Int32Array, f64: Float64Array, t: number): number {
   let ran = 0;
   for (;;) {
     const v = Atomics.load(i32, NEXT);
@@ -98,7 +113,7 @@ export function runChunks(ex: KernelExports, op: number, tag: number, i32: Int32
     if (c >= chunks) return ran;
     if (Atomics.compareExchange(i32, NEXT, v, v + 1) !== v) continue;
     try {
-      runChunk(ex, op, f64, t, c, ran === 0);
+      runChunk(exs[f64[ARGS + A_MEM]], op, f64, t, c, ran === 0);
     } catch (e) {
       Atomics.store(i32, ERR, 1);
       if (t > 0) console.error('sparselm cpu worker:', e);

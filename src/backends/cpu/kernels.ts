@@ -10,21 +10,26 @@
 // What it is not: asynchronous, or safe to call from two threads at once; the
 // workers serve exactly one CpuKernels. Kernels receive buffers and strides, never
 // tensors. Memory layout: float32 row-major; "ld" = row stride in elements.
-// Invariants: every byte pointer passed to a resident-pointer kernel lies in `heap`
-// memory; float pointers are 4-aligned (16-aligned is faster); outputs must not
-// overlap inputs.
+// Memories: the heap may span several 4 GiB wasm memories (heap.ts; a 17B-class block
+// is 4.4 GB). Pointers are heap addresses (memory index · 2^32 + offset). A call runs in
+// the memory of its *home* operand (the matrix, cache or weight it streams); any other
+// operand that lies elsewhere is copied into that memory's staging area first and, when
+// written, copied back after: O(rows + cols) floats against the matrix's rows · cols.
+// Invariants: every pointer passed to a resident-pointer kernel is a `heap` address;
+// float pointers are 4-aligned (16-aligned is faster); outputs must not overlap inputs.
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { loadBlas, type Blas } from './blas.js';
 import {
-  A_CHUNK, A_N, A_PART, A_PSTRIDE, ARGS, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, MAX_THREADS, NCHUNKS, NEXT, Op, RANGES,
+  A_CHUNK, A_MEM, A_N, A_PART, A_PSTRIDE, ARGS, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, MAX_THREADS, NCHUNKS, NEXT, Op, RANGES,
   RESULTS, SEQ, TAG_BITS, runChunks, runShare, type KernelExports,
 } from './exec.js';
-import { SharedHeap, type WasmHeap } from './heap.js';
-import { wasm, type WasmModule } from './wasm-api.js';
+import { SharedHeap, memoryOf, newSharedMemory, offsetOf, type WasmHeap } from './heap.js';
+import { wasm, type WasmMemory, type WasmModule } from './wasm-api.js';
 
 export type { WasmHeap } from './heap.js';
+export { MEMORY_SPAN, memoryOf, offsetOf } from './heap.js';
 export type { WasmMemory } from './wasm-api.js';
 
 export interface KernelOptions {
@@ -32,6 +37,8 @@ export interface KernelOptions {
   threads?: number;
   /** Use OpenBLAS (via koffi) for dense matmul/gemm; default: when available. */
   blas?: boolean;
+  /** Bytes one wasm memory may hold before the heap opens another (default 4 GiB; tests set a few MiB). */
+  memoryBytes?: number;
 }
 
 export interface CpuKernels {
@@ -126,23 +133,41 @@ function checkInt(name: string, v: number): void {
   if (!Number.isInteger(v) || v < 0) throw new RangeError(`cpu kernels: ${name} must be a non-negative integer, got ${v}`);
 }
 
+/** What the main thread keeps per memory (offsets are byte offsets in that memory). */
+interface MemoryState {
+  ex: KernelExports;
+  /** GEMM scratch of thread t, for t < threads. */
+  scratch: number[];
+  /** axpyRows: the partial ys of threads 1.. (address) and its size. */
+  partial: number; partialBytes: number;
+  /** Staging area for operands that live in another memory (address) and its size. */
+  stage: number; stageBytes: number;
+}
+
 class Kernels implements CpuKernels {
   readonly threads: number;
   readonly blas: boolean;
   readonly heap: SharedHeap;
-  private readonly ex: KernelExports;
+  private readonly module: WasmModule;
+  private readonly mems: MemoryState[] = [];
+  private readonly exs: KernelExports[] = [];
+  private readonly scratch0: number[] = []; // the main thread's scratch offset per memory
   private readonly blasLib: Blas | null;
   private readonly workers: Worker[] = [];
+  private readonly ports: MessagePort[] = [];
   private readonly ctl: number;
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
-  private readonly scratch: number[] = [];
   private arena = 0;
   private jobs = 0;
-  private partial = 0;
-  private partialBytes = 0;
   private arenaBytes = 0;
   private disposed = false;
+  // The call being set up (begin/place/end): its memory, staging bytes used, and the
+  // written operands to copy back as (address, offset in the call's memory, bytes).
+  private callMem = 0;
+  private callBound = 0;
+  private stageUsed = 0;
+  private readonly backs: number[] = [];
 
   constructor(opts: KernelOptions) {
     const threads = opts.threads ?? availableParallelism();
@@ -150,24 +175,87 @@ class Kernels implements CpuKernels {
     this.threads = threads;
     this.blasLib = opts.blas === false ? null : loadBlas();
     this.blas = this.blasLib !== null;
-    const module = kernelsModule();
-    const memory = new wasm.Memory({ initial: 64, maximum: 65536, shared: true });
-    this.heap = new SharedHeap(memory);
-    this.ex = new wasm.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
+    const module = (this.module = kernelsModule());
+    const memory = newSharedMemory();
+    this.heap = new SharedHeap(memory, (mem, m) => this.addMemory(mem, m), opts.memoryBytes);
+    this.addMemory(memory, 0);
     this.ctl = this.heap.alloc(CTL_BYTES, 64);
     this.i32 = new Int32Array(memory.buffer, this.ctl, CTL_BYTES / 4);
     this.f64 = new Float64Array(memory.buffer, this.ctl, CTL_BYTES / 8);
     this.i32.fill(0);
-    const sb = this.ex.gemmScratchBytes();
-    for (let t = 0; t < threads; t++) this.scratch.push(this.heap.alloc(sb, 64));
-    warmUp(this.ex, this.heap);
+    warmUp(this.exs[0], this.heap);
     for (let t = 1; t < threads; t++) {
+      const { port1, port2 } = new MessageChannel();
       const w = new Worker(new URL('./worker.js', import.meta.url), {
-        workerData: { module, memory, ctl: this.ctl, index: t, workers: threads - 1, scratch: this.scratch[t], spinMs: WORKER_SPIN_MS },
+        workerData: { module, memory, ctl: this.ctl, index: t, workers: threads - 1, scratch: this.mems[0].scratch[t], spinMs: WORKER_SPIN_MS, port: port2 },
+        transferList: [port2],
       });
       w.unref();
+      port1.unref();
       this.workers.push(w);
+      this.ports.push(port1);
     }
+  }
+
+  // Instantiate the kernels on memory m (the main thread now; the workers, once
+  // started, through an AddMemory job: exec.ts) with every thread's GEMM scratch there.
+  private addMemory(memory: WasmMemory, m: number): void {
+    const ex = new wasm.Instance(this.module, { env: { memory } }).exports as unknown as KernelExports;
+    const sb = ex.gemmScratchBytes();
+    const scratch: number[] = [];
+    for (let t = 0; t < this.threads; t++) scratch.push(offsetOf(this.heap.allocIn(m, sb, 64)));
+    this.mems.push({ ex, scratch, partial: 0, partialBytes: 0, stage: 0, stageBytes: 0 });
+    this.exs.push(ex);
+    this.scratch0.push(scratch[0]);
+    if (m === 0 || this.workers.length === 0) return;
+    for (let t = 1; t < this.threads; t++) this.ports[t - 1].postMessage({ memory, scratch: scratch[t] });
+    this.run(Op.AddMemory, true);
+  }
+
+  // ---- staging (see the header): begin(m, bound) before placing a call's operands,
+  // place() each operand, end() after the call.
+
+  // Start a call in memory m whose staged operands need at most `bound` bytes.
+  private begin(m: number, bound: number): void {
+    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+    this.callMem = m;
+    this.stageUsed = 0;
+    this.backs.length = 0;
+    this.callBound = bound + 4 * 64; // each placed operand is rounded up to 64 bytes
+  }
+
+  // The offset in the call's memory of the operand of `bytes` at address p: p's own
+  // offset when it lies there, else a place in the staging area (filled from p when
+  // `read`; copied back to p by end() when `written`).
+  private place(p: number, bytes: number, read: boolean, written: boolean): number {
+    const m = this.callMem;
+    if (memoryOf(p) === m) return offsetOf(p);
+    const s = this.mems[m];
+    // The staging area grows only before a call's first staged operand (so earlier ones never move).
+    if (this.stageUsed === 0 && this.callBound > s.stageBytes) {
+      this.heap.free(s.stage);
+      s.stageBytes = Math.max(this.callBound, Math.ceil(s.stageBytes * 1.5));
+      s.stage = this.heap.allocIn(m, s.stageBytes, 64);
+    }
+    if (this.stageUsed + bytes > s.stageBytes) throw new Error('cpu kernels: staging bound too small (a bug in the caller of begin)');
+    const off = offsetOf(s.stage) + this.stageUsed;
+    this.stageUsed += Math.ceil(bytes / 64) * 64;
+    if (bytes > 0 && read) new Uint8Array(this.heap.memories[m].buffer, off, bytes).set(this.bytesAt(p, bytes));
+    if (written) this.backs.push(p, off, bytes);
+    return off;
+  }
+
+  private bytesAt(p: number, bytes: number): Uint8Array {
+    return new Uint8Array(this.heap.memories[memoryOf(p)].buffer, offsetOf(p), bytes);
+  }
+
+  // Copy the call's written staged operands back.
+  private end(): void {
+    const b = this.backs;
+    for (let i = 0; i < b.length; i += 3) {
+      if (b[i + 2] > 0) this.bytesAt(b[i], b[i + 2]).set(new Uint8Array(this.heap.memories[this.callMem].buffer, b[i + 1], b[i + 2]));
+    }
+    b.length = 0;
   }
 
   // Post a job: SEQ carries the op (see exec.ts).
@@ -187,7 +275,7 @@ class Kernels implements CpuKernels {
     if (this.disposed) throw new Error('cpu kernels: used after dispose()');
     const i32 = this.i32;
     if (!parallel || this.threads === 1) {
-      runShare(this.ex, op, this.f64, 0, this.scratch[0]);
+      if (op !== Op.AddMemory) runShare(this.exs, op, this.f64, 0, this.scratch0);
       return;
     }
     this.nextJob();
@@ -195,7 +283,7 @@ class Kernels implements CpuKernels {
     this.post(op);
     let err: unknown;
     try {
-      runShare(this.ex, op, this.f64, 0, this.scratch[0]);
+      if (op !== Op.AddMemory) runShare(this.exs, op, this.f64, 0, this.scratch0);
     } catch (e) {
       err = e;
     }
@@ -229,13 +317,14 @@ class Kernels implements CpuKernels {
     if (chunks === 0) return;
     if (chunks >= 1 << CHUNK_BITS) throw new RangeError('cpu kernels: too many chunks');
     const tag = this.nextJob();
+    f64[ARGS + A_MEM] = this.callMem;
     // NEXT first: from here on no claim of an older job can succeed (exec.ts).
     Atomics.store(i32, NEXT, tag << CHUNK_BITS);
     f64[ARGS + A_N] = n; f64[ARGS + A_CHUNK] = chunk;
     Atomics.store(i32, NCHUNKS, chunks);
     Atomics.store(i32, COMPLETE, 0);
     if (chunks > 1) this.post(op);
-    runChunks(this.ex, op, tag, i32, f64, 0);
+    runChunks(this.exs, op, tag, i32, f64, 0);
     // Wait only for chunks that workers claimed and have not finished.
     let d = Atomics.load(i32, COMPLETE);
     for (let k = 0; d !== chunks && k < MAIN_SPIN; k++) d = Atomics.load(i32, COMPLETE);
@@ -261,83 +350,111 @@ class Kernels implements CpuKernels {
   gemv(pW: number, rows: number, cols: number, pX: number, pY: number): void {
     checkInt('rows', rows); checkInt('cols', cols);
     const a = this.f64;
-    a[ARGS] = pW; a[ARGS + 1] = cols; a[ARGS + 2] = pX; a[ARGS + 3] = pY;
+    this.begin(memoryOf(pW), (cols + rows) * 4);
+    a[ARGS] = offsetOf(pW); a[ARGS + 1] = cols; a[ARGS + 2] = this.place(pX, cols * 4, true, false); a[ARGS + 3] = this.place(pY, rows * 4, false, true);
     this.runChunked(Op.Gemv, rows, this.rowChunk(rows), rows * cols >= PAR_MIN_FLOATS);
+    this.end();
   }
 
   gemvRows(pW: number, cols: number, pIdx: number, nIdx: number, pX: number, pY: number): void {
     checkInt('cols', cols); checkInt('nIdx', nIdx);
     const a = this.f64;
-    a[ARGS] = pW; a[ARGS + 1] = cols; a[ARGS + 2] = pIdx; a[ARGS + 3] = pX; a[ARGS + 4] = pY;
+    this.begin(memoryOf(pW), (2 * nIdx + cols) * 4);
+    a[ARGS] = offsetOf(pW); a[ARGS + 1] = cols; a[ARGS + 2] = this.place(pIdx, nIdx * 4, true, false);
+    a[ARGS + 3] = this.place(pX, cols * 4, true, false); a[ARGS + 4] = this.place(pY, nIdx * 4, false, true);
     this.runChunked(Op.GemvRows, nIdx, this.rowChunk(nIdx), nIdx * cols >= PAR_MIN_FLOATS);
+    this.end();
   }
 
   axpyRows(pW: number, cols: number, pIdx: number, pCoef: number, nIdx: number, pY: number): void {
     checkInt('cols', cols); checkInt('nIdx', nIdx);
     const a = this.f64;
+    const m = memoryOf(pW), s = this.mems[m];
     const par = nIdx * cols >= PAR_MIN_FLOATS && this.threads > 1;
     // Threads split the index list; thread t > 0 sums into its own partial y (whole rows
     // stay one stream each), added into y here afterwards.
     const stride = Math.ceil((cols * 4) / 64) * 64;
-    if (par && stride * (this.threads - 1) > this.partialBytes) {
-      this.heap.free(this.partial);
-      this.partialBytes = stride * (this.threads - 1);
-      this.partial = this.heap.alloc(this.partialBytes, 64);
+    if (par && stride * (this.threads - 1) > s.partialBytes) {
+      this.heap.free(s.partial);
+      s.partialBytes = stride * (this.threads - 1);
+      s.partial = this.heap.allocIn(m, s.partialBytes, 64);
     }
-    a[ARGS] = pW; a[ARGS + 1] = cols; a[ARGS + 2] = pIdx; a[ARGS + 3] = pCoef; a[ARGS + 4] = pY;
-    a[ARGS + A_PART] = this.partial; a[ARGS + A_PSTRIDE] = stride;
+    this.begin(m, (2 * nIdx + cols) * 4);
+    const y = this.place(pY, cols * 4, true, true);
+    a[ARGS] = offsetOf(pW); a[ARGS + 1] = cols; a[ARGS + 2] = this.place(pIdx, nIdx * 4, true, false);
+    a[ARGS + 3] = this.place(pCoef, nIdx * 4, true, false); a[ARGS + 4] = y;
+    a[ARGS + A_PART] = offsetOf(s.partial); a[ARGS + A_PSTRIDE] = stride;
     this.runChunked(Op.AxpyRows, nIdx, this.rowChunk(nIdx), par);
-    if (par) for (let t = 1; t < this.threads; t++) if (a[RESULTS + t] !== 0) this.ex.addTo(pY, this.partial + (t - 1) * stride, cols);
+    if (par) for (let t = 1; t < this.threads; t++) if (a[RESULTS + t] !== 0) s.ex.addTo(y, offsetOf(s.partial) + (t - 1) * stride, cols);
+    this.end();
   }
 
   gemmSmallM(pA: number, pB: number, pC: number, M: number, N: number, K: number): void {
     checkInt('M', M); checkInt('N', N); checkInt('K', K);
     if (M === 0 || N === 0) return;
     const a = this.f64;
-    a[ARGS] = pA; a[ARGS + 1] = pB; a[ARGS + 2] = pC; a[ARGS + 3] = M; a[ARGS + 4] = N; a[ARGS + 5] = K;
+    this.begin(memoryOf(pB), (M * K + M * N) * 4);
+    a[ARGS] = this.place(pA, M * K * 4, true, false); a[ARGS + 1] = offsetOf(pB); a[ARGS + 2] = this.place(pC, M * N * 4, false, true);
+    a[ARGS + 3] = M; a[ARGS + 4] = N; a[ARGS + 5] = K;
     // Chunks of whole 16-column panels, about 8 per thread.
     const chunk = Math.max(16, Math.ceil(N / (8 * this.threads) / 16) * 16);
     this.runChunked(Op.GemmSmallM, N, chunk, M * N * K >= PAR_MIN_FLOPS);
+    this.end();
   }
 
   attention(pQ: number, pK: number, pV: number, pOut: number, pS: number, H: number, group: number, T: number, hd: number,
     kvStride: number, scale: number): void {
     checkInt('H', H); checkInt('group', group); checkInt('T', T); checkInt('hd', hd); checkInt('kvStride', kvStride);
     if (group < 1 || H % group !== 0) throw new RangeError(`cpu kernels: attention group ${group} must divide H = ${H}`);
-    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
-    this.ex.attention(pQ, pK, pV, pOut, pS, H, group, T, hd, kvStride, scale);
+    const m = memoryOf(pK), kvBytes = T === 0 ? 0 : ((H / group - 1) * kvStride + T * hd) * 4;
+    this.begin(m, kvBytes + (2 * H * hd + T) * 4);
+    const v = this.place(pV, kvBytes, true, false), q = this.place(pQ, H * hd * 4, true, false);
+    const out = this.place(pOut, H * hd * 4, false, true), sc = this.place(pS, T * 4, false, false);
+    this.mems[m].ex.attention(q, offsetOf(pK), v, out, sc, H, group, T, hd, kvStride, scale);
+    this.end();
   }
 
   mulRows(pX: number, pD: number, pOut: number, rows: number, n: number): void {
     checkInt('rows', rows); checkInt('n', n);
-    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
-    this.ex.mulRows(pX, pD, pOut, rows, n);
+    const m = memoryOf(pD);
+    this.begin(m, (n + rows * n) * 4);
+    const x = this.place(pX, n * 4, true, false), out = this.place(pOut, rows * n * 4, false, true);
+    this.mems[m].ex.mulRows(x, offsetOf(pD), out, rows, n);
+    this.end();
   }
 
   addRows(pY: number, pB: number, rows: number, n: number): void {
     checkInt('rows', rows); checkInt('n', n);
-    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
-    this.ex.addRows(pY, pB, rows, n);
+    const m = memoryOf(pY);
+    this.begin(m, n * 4);
+    this.mems[m].ex.addRows(offsetOf(pY), this.place(pB, n * 4, true, false), rows, n);
+    this.end();
   }
 
   im2col(pState: number, pCur: number, pCol: number, S: number, M: number, Fl: number, Fw: number, d: number): void {
     checkInt('S', S); checkInt('M', M); checkInt('Fl', Fl); checkInt('Fw', Fw); checkInt('d', d);
     if (Fl < 1 || Fw < 1 || Fw % 2 !== 1) throw new RangeError(`cpu kernels: im2col needs Fl >= 1 and an odd Fw, got ${Fl}, ${Fw}`);
-    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
-    this.ex.im2col(pState, pCur, pCol, S, M, Fl, Fw, d);
+    const m = memoryOf(pCol);
+    this.begin(m, (Fl * d) * 4);
+    const state = this.place(pState, (Fl - 1) * d * 4, true, false), cur = this.place(pCur, d * 4, true, false);
+    this.mems[m].ex.im2col(state, cur, offsetOf(pCol), S, M, Fl, Fw, d);
+    this.end();
   }
 
   blockArgmax(pL: number, pIdx: number, nb: number, N: number): void {
     checkInt('nb', nb); checkInt('N', N);
     if (N < 1) throw new RangeError(`cpu kernels: blockArgmax needs N >= 1, got ${N}`);
-    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
-    this.ex.blockArgmax(pL, pIdx, nb, N);
+    const m = memoryOf(pL);
+    this.begin(m, nb * 4);
+    this.mems[m].ex.blockArgmax(offsetOf(pL), this.place(pIdx, nb * 4, false, true), nb, N);
+    this.end();
   }
 
   readBandwidth(p: number, bytes: number): number {
     checkInt('bytes', bytes);
     const n = Math.floor(bytes / 4);
-    this.f64[ARGS] = p;
+    this.begin(memoryOf(p), 0);
+    this.f64[ARGS] = offsetOf(p);
     // Chunks of 1 MiB, claimed like the matrix-vector kernels' rows.
     this.runChunked(Op.Read, n, 1 << 18, n >= PAR_MIN_FLOATS);
     let s = 0;
@@ -349,18 +466,29 @@ class Kernels implements CpuKernels {
     pB: number, ldb: number, pC: number, ldc: number, accumulate: boolean): void {
     checkInt('M', M); checkInt('N', N); checkInt('K', K);
     if (M === 0 || N === 0) return;
+    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+    const mem = this.heap.memories;
+    const view = (p: number): Float32Array => new Float32Array(mem[memoryOf(p)].buffer, offsetOf(p));
     if (this.blasLib !== null && K > 0) {
-      const buf = this.heap.memory.buffer;
-      this.blasLib.sgemm(transA, transB, M, N, K, 1, new Float32Array(buf, pA), lda, new Float32Array(buf, pB), ldb,
-        accumulate ? 1 : 0, new Float32Array(buf, pC), ldc, this.threads);
+      this.blasLib.sgemm(transA, transB, M, N, K, 1, view(pA), lda, view(pB), ldb, accumulate ? 1 : 0, view(pC), ldc, this.threads);
       return;
     }
-    this.wasmGemm(transA, transB, M, N, K, pA, lda, pB, ldb, pC, ldc, accumulate);
+    // Home: the largest operand's memory (the weight, in the decoder's prefill).
+    const span = (rows: number, ld: number, cols: number): number => (rows === 0 ? 0 : ((rows - 1) * ld + cols) * 4);
+    const bytesA = transA ? span(K, lda, M) : span(M, lda, K), bytesB = transB ? span(N, ldb, K) : span(K, ldb, N), bytesC = span(M, ldc, N);
+    const homeBytes = Math.max(bytesA, bytesB, bytesC);
+    const home = homeBytes === bytesA ? pA : homeBytes === bytesB ? pB : pC;
+    this.begin(memoryOf(home), bytesA + bytesB + bytesC - homeBytes);
+    const oA = this.place(pA, bytesA, true, false), oB = this.place(pB, bytesB, true, false), oC = this.place(pC, bytesC, accumulate, true);
+    this.wasmGemm(transA, transB, M, N, K, oA, lda, oB, ldb, oC, ldc, accumulate);
+    this.end();
   }
 
+  // The wasm gemm on offsets in memory callMem (set by begin).
   private wasmGemm(transA: boolean, transB: boolean, M: number, N: number, K: number, pA: number, lda: number,
     pB: number, ldb: number, pC: number, ldc: number, accumulate: boolean): void {
     const a = this.f64;
+    a[ARGS + A_MEM] = this.callMem;
     a[ARGS] = transA ? 1 : 0; a[ARGS + 1] = transB ? 1 : 0; a[ARGS + 2] = K;
     a[ARGS + 3] = pA; a[ARGS + 4] = lda; a[ARGS + 5] = pB; a[ARGS + 6] = ldb;
     a[ARGS + 7] = pC; a[ARGS + 8] = ldc; a[ARGS + 9] = accumulate ? 1 : 0;
@@ -399,7 +527,8 @@ class Kernels implements CpuKernels {
     const h = this.heap;
     copyIn(h.f32(pa, na), a, aOff, lda, aRows, aCols);
     copyIn(h.f32(pb, nb), b, bOff, ldb, bRows, bCols);
-    this.wasmGemm(transA, transB, M, N, K, pa, aCols, pb, bCols, pc, N, false);
+    this.begin(memoryOf(pa), 0); // the arena is one block: all three in one memory
+    this.wasmGemm(transA, transB, M, N, K, offsetOf(pa), aCols, offsetOf(pb), bCols, offsetOf(pc), N, false);
     const cv = h.f32(pc, nc);
     if (ldc === N) c.set(cv, cOff);
     else for (let i = 0; i < M; i++) c.set(cv.subarray(i * N, (i + 1) * N), cOff + i * ldc);
@@ -422,7 +551,9 @@ class Kernels implements CpuKernels {
       this.post(Op.Exit);
       for (const w of this.workers) void w.terminate();
     }
+    for (const p of this.ports) p.close();
     this.workers.length = 0;
+    this.ports.length = 0;
   }
 }
 

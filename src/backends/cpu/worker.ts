@@ -1,7 +1,7 @@
 // Worker thread of the CPU kernel library: instantiates the kernels module on the
 // shared memory and serves jobs from the control block until told to exit
 // (protocol in exec.ts). Not an entry point for users; started by kernels.ts.
-import { workerData } from 'node:worker_threads';
+import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { wasm, type WasmMemory, type WasmModule } from './wasm-api.js';
 import { DONE, ERR, Op, SEQ, TAG_BITS, isChunked, runChunks, runShare, type KernelExports } from './exec.js';
 
@@ -11,13 +11,22 @@ interface WorkerInit {
   ctl: number;      // byte pointer of the control block
   index: number;    // thread index, 1..threads-1
   workers: number;  // threads - 1
-  scratch: number;  // byte pointer of this thread's GEMM scratch
+  scratch: number;  // byte offset of this thread's GEMM scratch in memory 0
+  port: MessagePort; // later memories arrive here (exec.ts)
   spinMs: number;   // how long to poll SEQ before sleeping in Atomics.wait
 }
 
+interface MemoryMessage { memory: WasmMemory; scratch: number }
+
 const init = workerData as WorkerInit;
-const instance = new wasm.Instance(init.module, { env: { memory: init.memory } });
-const ex = instance.exports as unknown as KernelExports;
+// One instance of the kernels module per memory, and this thread's GEMM scratch in each.
+const exs: KernelExports[] = [];
+const scratch: number[] = [];
+const addMemory = (memory: WasmMemory, s: number): void => {
+  exs.push(new wasm.Instance(init.module, { env: { memory } }).exports as unknown as KernelExports);
+  scratch.push(s);
+};
+addMemory(init.memory, init.scratch);
 const i32 = new Int32Array(init.memory.buffer, init.ctl, 1024);
 const f64 = new Float64Array(init.memory.buffer, init.ctl, 512);
 const tagMask = (1 << TAG_BITS) - 1;
@@ -42,11 +51,18 @@ for (;;) {
   const op = s & 15;
   if (op === Op.Exit) break;
   if (isChunked(op)) {
-    runChunks(ex, op, (s >>> 4) & tagMask, i32, f64, init.index);
+    runChunks(exs, op, (s >>> 4) & tagMask, i32, f64, init.index);
     continue;
   }
   try {
-    runShare(ex, op, f64, init.index, init.scratch);
+    if (op === Op.AddMemory) {
+      // Posted before the job (exec.ts), so it is already queued.
+      const msg = receiveMessageOnPort(init.port)?.message as MemoryMessage | undefined;
+      if (msg === undefined) throw new Error('AddMemory without a memory message');
+      addMemory(msg.memory, msg.scratch);
+    } else {
+      runShare(exs, op, f64, init.index, scratch);
+    }
   } catch (e) {
     Atomics.store(i32, ERR, 1);
     console.error('sparselm cpu worker:', e);

@@ -3,7 +3,9 @@
  * and checks it as a reader would: each SVG has its title, its axes and one
  * mark per data row carrying the row's values, points sit where their values
  * say, the PNG is the SVG at twice the size, and figures whose inputs are
- * missing are named on the page instead of drawn. The browser test opens
+ * missing are named on the page instead of drawn; a depth × width sweep
+ * directory (`sparselm sweep`) expands into its runs and draws % nonzero
+ * against width and depth with each point where its value says. The browser test opens
  * index.html in headless Chromium (skipped when /usr/bin/chromium is absent),
  * checks every figure drew with no network request, and saves a screenshot.
  */
@@ -16,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { writeReport, type ReportJson } from '../src/report/report.js';
-import { findCalibration, findFiringHistograms, findSweep, histogram } from '../src/report/extras.js';
+import { findCalibration, findDepthWidthSweep, findFiringHistograms, findSweep, histogram } from '../src/report/extras.js';
 import { thin } from '../src/report/figures.js';
 
 const MAIN = new URL('../src/cli/main.js', import.meta.url).pathname;
@@ -55,6 +57,26 @@ const count = (s: string, sub: string) => s.split(sub).length - 1;
 /** Texts of the chart title and of the facet panel titles. */
 const titles = (svg: string) => [...svg.matchAll(/<g class="mark-text role-title-text"[^>]*><text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
 
+/** Synthetic % nonzero of a sweep config: falls with depth, width and layer index (so the figures' order is known). */
+const sweepFraction = (L: number, F: number, layer: number, split: string) => (0.4 / L) * (64 / F) * (1 / (1 + layer)) * (split === 'train' ? 1.1 : 1);
+
+/** A `sparselm sweep` directory over layers × widths; config run dirs (with metrics.jsonl) only when `withRuns`. */
+function makeSweep(root: string, name: string, layers: number[], widths: number[], withRuns: boolean): string {
+  const dir = join(root, name);
+  mkdirSync(dir, { recursive: true });
+  const split = (L: number, F: number, s: string) => {
+    const ls = Array.from({ length: L }, (_, i) => ({ layer: `blk.${i}`, mean: sweepFraction(L, F, i, s), median: sweepFraction(L, F, i, s) * 0.9, std: 0.01 }));
+    return { data: ['x'], tokens: 256, layers: ls, mean: ls.reduce((a, l) => a + l.mean, 0) / L, notes: [] };
+  };
+  const configs = layers.flatMap((L) => widths.map((F) => ({
+    name: `L${L}-ff${F}`, dir: `L${L}-ff${F}`, n_layers: L, d_ff: F, d_model: 32, ffn: 'dense', activation: 'relu', params: 1000 * L + F, steps: 30,
+    tokens_trained: 3000, final_val_loss: 3 - L / 10 - F / 1000, tokens_per_s: 1000, validation: split(L, F, 'validation'), train: split(L, F, 'train'),
+  })));
+  if (withRuns) for (const c of configs) makeRun(dir, c.name, { layers: c.n_layers, steps: 30 });
+  writeFileSync(join(dir, 'sweep.json'), JSON.stringify({ version: 1, kind: 'depth-width', train_args: [], analysis_tokens: 256, layers, d_ff: widths, configs }));
+  return dir;
+}
+
 function fixture() {
   const root = mkdtempSync(join(tmpdir(), 'sparselm-report-'));
   const freq = { 'blk.0': Array.from({ length: 64 }, (_, i) => (i % 16) / 16), 'blk.1': Array.from({ length: 64 }, (_, i) => (i % 4) / 40) };
@@ -69,18 +91,21 @@ function fixture() {
     },
   });
   const plain = makeRun(root, 'plain', { layers: 3, steps: 30 });
-  return { root, a, b, plain };
+  // Only sweep.json: adds the two sweep figures and no runs, so the other figures' counts stay those of alpha and beta.
+  const sw = makeSweep(root, 'grid', [1, 2], [16, 32], false);
+  return { root, a, b, plain, sw };
 }
 
 describe('report', () => {
   it('draws every figure from synthetic runs, one mark per plotted value', async () => {
-    const { root, a, b } = fixture();
+    const { root, a, b, sw } = fixture();
     const out = join(root, 'out');
-    const r = await writeReport([a, b], out, { now: new Date('2026-01-01T00:00:00Z') });
+    const r = await writeReport([a, b, sw], out, { now: new Date('2026-01-01T00:00:00Z') });
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as ReportJson;
-    assert.deepEqual(report.figures.map((f) => f.id), ['sparsity-over-steps', 'final-sparsity', 'loss', 'firing-frequency', 'sweep', 'calibration']);
+    assert.deepEqual(report.figures.map((f) => f.id), ['sparsity-over-steps', 'final-sparsity', 'loss', 'firing-frequency', 'sweep', 'sweep-width', 'sweep-depth', 'calibration']);
     assert.deepEqual(report.omitted, []);
-    assert.equal(r.files.length, 6 * 2 + 2);
+    assert.deepEqual(report.runs.map((x) => x.name), ['alpha', 'beta'], 'a sweep directory without config runs adds no run');
+    assert.equal(r.files.length, 8 * 2 + 2);
     const svgOf = (id: string) => readFileSync(join(out, `${id}.svg`), 'utf8');
 
     // (1) alpha: 10 steps × 2 layers, beta: 6 steps × 2 layers (the torn last line is skipped).
@@ -129,7 +154,7 @@ describe('report', () => {
 
     // The page: self-contained, every figure inline, no scripts or remote resources.
     const html = readFileSync(join(out, 'index.html'), 'utf8');
-    assert.equal(count(html, '<svg '), 6);
+    assert.equal(count(html, '<svg '), 8);
     assert.ok(!/<script|<link|src="http|href="http/.test(html));
     assert.ok(html.includes('1 unreadable line'), 'the torn line is reported');
   });
@@ -139,10 +164,53 @@ describe('report', () => {
     const out = join(root, 'out-plain');
     const r = await writeReport([plain], out);
     assert.deepEqual(r.report.figures.map((f) => f.id), ['sparsity-over-steps', 'final-sparsity', 'loss']);
-    assert.deepEqual(r.report.omitted.map((o) => o.id), ['firing-frequency', 'sweep', 'calibration']);
+    assert.deepEqual(r.report.omitted.map((o) => o.id), ['firing-frequency', 'sweep', 'sweep-width', 'sweep-depth', 'calibration']);
     const html = readFileSync(r.html, 'utf8');
     assert.ok(html.includes('Figures not drawn') && html.includes('analysis.json') && html.includes('sweep.json') && html.includes('calibration.json'));
     assert.ok(!existsSync(join(out, 'sweep.svg')));
+  });
+
+  it('draws a depth × width sweep directory: its runs, % nonzero against width and depth, the numbers in report.json', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'sparselm-report-sweep-'));
+    const sw = makeSweep(root, 'grid', [1, 2, 4], [16, 32], true);
+    const out = join(root, 'out');
+    const r = await writeReport([sw], out);
+    const rep = r.report;
+    assert.deepEqual(rep.runs.map((x) => x.name), ['L1-ff16', 'L1-ff32', 'L2-ff16', 'L2-ff32', 'L4-ff16', 'L4-ff32'], 'the configurations are the runs');
+    assert.equal(rep.sweeps.length, 1);
+    const c = rep.sweeps[0].configs.find((x) => x.name === 'L2-ff32');
+    assert.ok(c);
+    assert.equal(c.splits[0].split, 'validation');
+    assert.equal(c.splits[0].layers[1].pct_nonzero_mean, 100 * sweepFraction(2, 32, 1, 'validation'));
+    assert.equal(c.final_val_loss, 3 - 0.2 - 0.032);
+
+    // Width figure: per split, each config gives a mean panel plus one per layer; depth figure: mean, first, last.
+    const rowsPerSplit = [1, 2, 4].reduce((s, L) => s + 2 * (1 + L), 0);
+    const width = rep.figures.find((f) => f.id === 'sweep-width');
+    const depth = rep.figures.find((f) => f.id === 'sweep-depth');
+    assert.ok(width && depth);
+    assert.equal(width.rows.length, 2 * rowsPerSplit);
+    assert.equal(depth.rows.length, 2 * 6 * 3);
+    const ws = readFileSync(join(out, 'sweep-width.svg'), 'utf8');
+    const ds = readFileSync(join(out, 'sweep-depth.svg'), 'utf8');
+    assert.equal(marks(ws, 'symbol').length, width.rows.length, 'one point per row');
+    assert.equal(marks(ds, 'symbol').length, depth.rows.length);
+    assert.deepEqual(titles(ws).sort(), ['Nonzero FF activations against width, one line per depth', 'blk.0', 'blk.1', 'blk.2', 'blk.3', 'mean over layers'].sort());
+    assert.deepEqual(titles(ds).sort(), ['Nonzero FF activations against depth, one line per width', 'first layer (blk.0)', 'last layer', 'mean over layers'].sort());
+    assert.ok(ws.includes('>d_ff (FF width)</text>') && ds.includes('>layers</text>'));
+    const mean = width.rows.find((x) => x.panel === 'mean over layers' && x.config === 'L4-ff16' && x.split === 'train');
+    const want = Math.round(1e4 * 100 * [0, 1, 2, 3].reduce((s, i) => s + sweepFraction(4, 16, i, 'train'), 0) / 4) / 1e4;
+    assert.equal(mean?.pct_nonzero, want);
+    // Within one panel a larger % nonzero is drawn higher (smaller SVG y): points sit where their values say.
+    const pts = [...ds.matchAll(/aria-label="layers: (\d+); % nonzero entries: ([\d.]+);[^"]*"[^>]*transform="translate\(([\d.-]+),([\d.-]+)\)"/g)].map((m) => ({ L: Number(m[1]), v: Number(m[2]), x: Number(m[3]), y: Number(m[4]) }));
+    assert.equal(pts.length, depth.rows.length);
+    const first = pts.slice(0, 12); // the first panel's 12 points (3 depths x 2 widths x 2 splits)
+    for (const p of first) for (const q of first) {
+      if (p.v < q.v - 1e-9) assert.ok(p.y > q.y, `${p.v}% drawn above ${q.v}%`);
+      if (p.L < q.L) assert.ok(p.x < q.x, `depth ${p.L} drawn right of ${q.L}`);
+    }
+    const html = readFileSync(r.html, 'utf8');
+    assert.ok(html.includes('Depth × width sweep grid') && html.includes('<td>L4-ff32</td>'), 'the sweep table');
   });
 
   it('detects firing frequencies, sweeps and calibration in several shapes and skips unknown ones', () => {
@@ -163,6 +231,13 @@ describe('report', () => {
     assert.equal(findCalibration({ calibration: { bins: [{ conf: 0.9, acc: 0.8 }] } })?.bins[0].accuracy, 0.8);
     assert.equal(findCalibration({ bins: 'x' }), null);
     assert.deepEqual(thin([1, 2, 3, 4, 5], 3), [1, 3, 5]);
+    assert.equal(findDepthWidthSweep({ kind: 'other', configs: [] }), null);
+    assert.equal(findDepthWidthSweep([{ k: 1, loss: 2 }, { k: 2, loss: 1 }]), null);
+    const dw = findDepthWidthSweep({ kind: 'depth-width', configs: [
+      { n_layers: 2, d_ff: 8, validation: { layers: [{ layer: 'blk.0', mean: 0.5 }, { layer: 'blk.1', mean: 0.25 }] } },
+      { n_layers: 1, d_ff: 8, validation: { layers: [{ layer: 'blk.0', mean: 'x' }] } },
+    ] });
+    assert.deepEqual(dw?.configs.map((x) => [x.name, x.splits[0].mean]), [['L2-ff8', 0.375]], 'mean computed when absent; unreadable configs skipped');
   });
 
   it('runs from the command line and names a missing run directory', () => {
@@ -182,9 +257,9 @@ describe('report', () => {
       return;
     }
     const { chromium } = await import('playwright-core');
-    const { root, a, b } = fixture();
+    const { root, a, b, sw } = fixture();
     const out = join(root, 'out');
-    await writeReport([a, b], out);
+    await writeReport([a, b, sw], out);
     const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'sparselm-chromium-profile-')), {
       executablePath: CHROMIUM,
       headless: true,
@@ -198,10 +273,12 @@ describe('report', () => {
       await page.goto(pathToFileURL(join(out, 'index.html')).href, { waitUntil: 'load' });
       assert.deepEqual(requests.filter((u) => !u.startsWith('file://')), [], 'the page needs no network');
       const figures = page.locator('figure.figure');
-      assert.equal(await figures.count(), 6);
-      for (let i = 0; i < 6; i++) {
+      assert.equal(await figures.count(), 8);
+      const ids: (string | null)[] = [];
+      for (let i = 0; i < 8; i++) {
         const fig = figures.nth(i);
         const id = await fig.getAttribute('id');
+        ids.push(id);
         const svg = fig.locator('div.plot > svg');
         const box = await svg.boundingBox();
         assert.ok(box && box.width > 100 && box.height > 100, `${id}: svg has a size`);
@@ -226,6 +303,7 @@ describe('report', () => {
         })()`);
         assert.ok(typeof inked === 'number' && inked > 0.01, `${id}: ${String(inked)} of pixels inked`);
       }
+      assert.ok(ids.includes('fig-sweep-width') && ids.includes('fig-sweep-depth'), 'the sweep figures were checked');
       const dir = mkdtempSync(join(tmpdir(), 'sparselm-report-screenshot-'));
       const shotPath = join(dir, 'report.png');
       await page.screenshot({ path: shotPath, fullPage: true });

@@ -15,6 +15,7 @@ import { addGenerateCommand } from './generate.js';
 import { addExportCommand } from './export.js';
 import { addReportCommand } from './report.js';
 import { addAnalyzeCommand } from './analyze.js';
+import { addSweepCommand } from './sweep.js';
 
 
 const program = new Command()
@@ -39,6 +40,7 @@ addGenerateCommand(program);
 addExportCommand(program);
 addReportCommand(program);
 addAnalyzeCommand(program);
+addSweepCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -4,7 +4,9 @@
  * frequencies), sweep.json (a metric against a swept setting) and
  * calibration.json (a reliability diagram). Each detector walks the JSON
  * looking for a recognisable shape and returns null when it finds none, so an
- * unknown format is skipped silently rather than plotted wrongly.
+ * unknown format is skipped silently rather than plotted wrongly. The one
+ * fixed format read here is the depth × width sweep.json of `sparselm sweep`
+ * (findDepthWidthSweep), recognised by its "kind".
  *
  * Invariant: every number returned is finite; histogram counts are integers.
  */
@@ -162,4 +164,49 @@ export function findCalibration(v: Json): Calibration | null {
     }
   }
   return bins.length > 0 ? { bins, ece } : null;
+}
+
+/** One configuration of a depth × width sweep (`sparselm sweep`'s sweep.json), as plotted. */
+export interface DepthWidthConfig {
+  name: string;
+  n_layers: number;
+  d_ff: number;
+  params: number | null;
+  final_val_loss: number | null;
+  /** Per split ('validation', 'train'): per-layer mean nonzero fraction in layer order, and their mean. */
+  splits: { split: string; layers: { layer: string; mean: number; median: number | null }[]; mean: number }[];
+}
+
+export interface DepthWidthSweep {
+  configs: DepthWidthConfig[];
+}
+
+function asSplit(split: string, v: Json): DepthWidthConfig['splits'][number] | null {
+  if (!isObj(v) || !Array.isArray(v.layers)) return null;
+  const layers = v.layers.flatMap((l) => (isObj(l) && typeof l.layer === 'string' && finite(l.mean) ? [{ layer: l.layer, mean: l.mean, median: finite(l.median) ? l.median : null }] : []));
+  if (layers.length === 0 || layers.length !== v.layers.length) return null;
+  return { split, layers, mean: finite(v.mean) ? v.mean : layers.reduce((s, l) => s + l.mean, 0) / layers.length };
+}
+
+/**
+ * The sweep.json of `sparselm sweep` ({ kind: "depth-width", configs: [{ name, n_layers, d_ff,
+ * params, final_val_loss, validation: { layers: [{ layer, mean, median }], mean }, train: ... }] }),
+ * or null for anything else. Configurations without a readable validation split are skipped.
+ */
+export function findDepthWidthSweep(v: Json): DepthWidthSweep | null {
+  if (!isObj(v) || v.kind !== 'depth-width' || !Array.isArray(v.configs)) return null;
+  const configs = v.configs.flatMap((c): DepthWidthConfig[] => {
+    if (!isObj(c) || !finite(c.n_layers) || !finite(c.d_ff)) return [];
+    const splits = (['validation', 'train'] as const).flatMap((s) => { const x = asSplit(s, c[s]); return x ? [x] : []; });
+    if (splits[0]?.split !== 'validation') return [];
+    return [{
+      name: typeof c.name === 'string' ? c.name : `L${c.n_layers}-ff${c.d_ff}`,
+      n_layers: c.n_layers, d_ff: c.d_ff,
+      params: finite(c.params) ? c.params : null,
+      final_val_loss: finite(c.final_val_loss) ? c.final_val_loss : null,
+      splits,
+    }];
+  });
+  if (configs.length === 0) return null;
+  return { configs: configs.sort((a, b) => a.n_layers - b.n_layers || a.d_ff - b.d_ff) };
 }

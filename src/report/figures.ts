@@ -11,7 +11,7 @@
  */
 
 import type { TopLevelSpec } from 'vega-lite';
-import { sortLayers, type RunData } from './runs.js';
+import { sortLayers, type RunData, type SweepData } from './runs.js';
 import { findCalibration, findFiringHistograms, findSweep } from './extras.js';
 
 export type Row = Record<string, string | number | null>;
@@ -264,14 +264,97 @@ function calibration(runs: RunData[]): Figure | null {
   };
 }
 
-/** Every figure the runs have data for, in page order, and the ones they lack. */
-export function buildFigures(runs: RunData[]): { figures: Figure[]; omitted: Omission[] } {
+const MEAN_PANEL = 'mean over layers';
+
+/** Validation and training rows of one config: the mean over layers and each layer. */
+function depthWidthRows(sweeps: SweepData[], panelsOf: (c: SweepData['configs'][number], split: SweepData['configs'][number]['splits'][number]) => [string, number][]): Row[] {
+  const rows: Row[] = [];
+  for (const s of sweeps) {
+    for (const c of s.configs) {
+      for (const sp of c.splits) {
+        for (const [panel, f] of panelsOf(c, sp)) {
+          rows.push({ sweep: s.name, panel: sweeps.length > 1 ? `${s.name}: ${panel}` : panel, config: c.name, n_layers: c.n_layers, d_ff: c.d_ff, split: sp.split, pct_nonzero: pct(f) });
+        }
+      }
+    }
+  }
+  return rows;
+}
+
+/** The panels in order: per sweep, the summary panels first, then layers by index. */
+function panelOrder(rows: Row[], first: string[]): string[] {
+  const names = [...new Set(rows.map((r) => String(r.panel)))];
+  const rank = (p: string) => { const i = first.findIndex((f) => p.endsWith(f)); return i >= 0 ? i : first.length; };
+  const layerOrder = sortLayers(names);
+  return names.sort((a, b) => rank(a) - rank(b) || layerOrder.indexOf(a) - layerOrder.indexOf(b));
+}
+
+/** Lines of % nonzero per split (solid validation, dashed train), one point per row. */
+function sweepSpec(title: string, rows: Row[], panels: string[], x: { field: string; title: string }, series: { field: string; title: string }): TopLevelSpec {
+  const seriesValues = [...new Set(rows.map((r) => Number(r[series.field])))].sort((a, b) => a - b);
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    data: { values: rows },
+    facet: { field: 'panel', type: 'nominal', sort: panels, title: null },
+    columns: Math.min(panels.length, 3),
+    spec: {
+      width: 240,
+      height: 180,
+      encoding: {
+        x: { field: x.field, type: 'quantitative', title: x.title, scale: { type: 'log', base: 2 }, axis: { values: [...new Set(rows.map((r) => Number(r[x.field])))].sort((a, b) => a - b), format: 'd' } },
+        y: { field: 'pct_nonzero', type: 'quantitative', title: '% nonzero entries', scale: { zero: true } },
+        // viridis without its pale yellow end, which is hard to see on white.
+        color: { field: series.field, type: 'ordinal', sort: seriesValues, title: series.title, scale: { scheme: { name: 'viridis', extent: [0, 0.8] } } },
+        tooltip: [{ field: 'config' }, { field: 'split' }, { field: 'panel' }, { field: 'pct_nonzero', type: 'quantitative' }],
+      },
+      layer: [
+        { mark: { type: 'line', strokeWidth: 1.5 }, encoding: { strokeDash: { field: 'split', type: 'nominal', sort: ['validation', 'train'], title: 'data' } } },
+        { mark: point, encoding: { detail: { field: 'split', type: 'nominal' } } },
+      ],
+    },
+  };
+}
+
+function sweepWidth(sweeps: SweepData[]): Figure | null {
+  const rows = depthWidthRows(sweeps, (_, sp) => [[MEAN_PANEL, sp.mean], ...sp.layers.map((l): [string, number] => [l.layer, l.mean])]);
+  if (rows.length === 0) return null;
+  const title = 'Nonzero FF activations against width, one line per depth';
+  return {
+    id: 'sweep-width',
+    title,
+    caption: 'Depth × width sweep (sweep.json of `sparselm sweep`): mean percentage of nonzero FF activations per token against d_ff, one line per number of layers; the first panel is the mean over layers, then one panel per layer (a layer index exists only in models at least that deep). Solid: validation text; dashed: training text. The Lazy Neuron paper finds wider models sparser.',
+    rows,
+    spec: sweepSpec(title, rows, panelOrder(rows, [MEAN_PANEL]), { field: 'd_ff', title: 'd_ff (FF width)' }, { field: 'n_layers', title: 'layers' }),
+  };
+}
+
+function sweepDepth(sweeps: SweepData[]): Figure | null {
+  const FIRST = 'first layer (blk.0)';
+  const LAST = 'last layer';
+  const rows = depthWidthRows(sweeps, (_, sp) => [[MEAN_PANEL, sp.mean], [FIRST, sp.layers[0].mean], [LAST, sp.layers[sp.layers.length - 1].mean]]);
+  if (rows.length === 0) return null;
+  const title = 'Nonzero FF activations against depth, one line per width';
+  return {
+    id: 'sweep-depth',
+    title,
+    caption: 'Depth × width sweep: mean percentage of nonzero FF activations per token against the number of layers, one line per d_ff: mean over layers, first layer, last layer. Solid: validation text; dashed: training text. The Lazy Neuron paper finds deeper models sparser, and every layer but the first under 10% nonzero in T5.',
+    rows,
+    spec: sweepSpec(title, rows, panelOrder(rows, [MEAN_PANEL, FIRST, LAST]), { field: 'n_layers', title: 'layers' }, { field: 'd_ff', title: 'd_ff' }),
+  };
+}
+
+/** Every figure the runs and sweeps have data for, in page order, and the ones they lack. */
+export function buildFigures(runs: RunData[], depthWidth: SweepData[] = []): { figures: Figure[]; omitted: Omission[] } {
+  const sweepNeeds = 'a sweep directory written by `sparselm sweep` (its sweep.json, kind "depth-width") given to `sparselm report`';
   const makers: [string, string, (r: RunData[]) => Figure | null, string][] = [
     ['sparsity-over-steps', 'Nonzero FF activations per layer during training', sparsityOverSteps, 'training lines in metrics.jsonl with a "sparsity" object (logged by `sparselm train` for models with FF activation observers)'],
     ['final-sparsity', 'Final nonzero FF activations per layer', finalSparsity, 'a "sparsity" or "val_sparsity" object in metrics.jsonl'],
     ['loss', 'Training and validation loss', lossCurves, '"loss" or "val_loss" lines in metrics.jsonl'],
     ['firing-frequency', 'Neuron firing frequency', firingFrequency, 'an analysis.json in the run directory (`sparselm analyze --save` writes it: layers[i].firing.histogram), or per-neuron firing frequencies, e.g. {"firing_frequency": {"blk.0": [0.01, 0.3, ...]}}'],
     ['sweep', 'Sweep', sweeps, 'a sweep.json in the run directory: an array of rows such as [{"k": 32, "val_loss": 2.1}, ...]'],
+    ['sweep-width', 'Nonzero FF activations against width, one line per depth', () => sweepWidth(depthWidth), sweepNeeds],
+    ['sweep-depth', 'Nonzero FF activations against depth, one line per width', () => sweepDepth(depthWidth), sweepNeeds],
     ['calibration', 'Calibration (reliability diagram)', calibration, 'a calibration.json in the run directory (`sparselm analyze --calibration --save` writes it) or a "calibration" field in analysis.json: {"bins": [{"confidence": 0.55, "accuracy": 0.5, "count": 120}, ...], "ece": 0.03}'],
   ];
   const figures: Figure[] = [];

@@ -1,14 +1,15 @@
 /**
  * The report page: one self-contained HTML file (inline CSS, inline SVG
  * figures, no scripts, no network), listing the runs, drawing each figure,
- * and naming the inputs that would add the figures not drawn.
+ * and naming the inputs that would add the figures not drawn. A depth × width
+ * sweep also gets a table of its configurations.
  *
  * Every string from a run (names, paths, config values) is HTML-escaped; the
  * SVGs are Vega's output, inlined as they are apart from prefixed ids.
  */
 
 import type { Figure, Omission } from './figures.js';
-import type { RunData } from './runs.js';
+import type { RunData, SweepData } from './runs.js';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
@@ -32,7 +33,24 @@ function runsTable(runs: RunData[]): string {
   return `<table><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${body.join('')}</tbody></table>`;
 }
 
-export function renderPage(opts: { runs: RunData[]; figures: { figure: Figure; svg: string }[]; omitted: Omission[]; generated: string }): string {
+/** One row per configuration: size, final validation loss, % nonzero (validation) mean over layers and per layer. */
+function sweepTable(s: SweepData): string {
+  const maxLayers = Math.max(0, ...s.configs.map((c) => c.splits[0].layers.length));
+  const head = ['config', 'layers', 'd_ff', 'parameters', 'final val loss', '% nonzero (val, mean)', '% nonzero (train, mean)', ...Array.from({ length: maxLayers }, (_, i) => `blk.${i} (val)`)];
+  const p = (f: number | undefined) => (f === undefined ? '' : (100 * f).toFixed(2));
+  const body = s.configs.map((c) => {
+    const val = c.splits.find((x) => x.split === 'validation');
+    const train = c.splits.find((x) => x.split === 'train');
+    const cells = [c.name, String(c.n_layers), String(c.d_ff), c.params === null ? '' : String(c.params), c.final_val_loss === null ? '' : c.final_val_loss.toFixed(4),
+      p(val?.mean), p(train?.mean), ...Array.from({ length: maxLayers }, (_, i) => p(val?.layers[i]?.mean))];
+    return `<tr>${cells.map((x) => `<td>${escapeHtml(x)}</td>`).join('')}</tr>`;
+  });
+  return `<h2>Depth × width sweep ${escapeHtml(s.name)}</h2>
+<p>${escapeHtml(s.dir)}: ${s.configs.length} configuration(s); percentages of nonzero FF activations per token, mean over tokens.</p>
+<table class="sweep"><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${body.join('')}</tbody></table>`;
+}
+
+export function renderPage(opts: { runs: RunData[]; sweeps?: SweepData[]; figures: { figure: Figure; svg: string }[]; omitted: Omission[]; generated: string }): string {
   const figs = opts.figures.map(({ figure, svg }) => `
 <figure id="fig-${escapeHtml(figure.id)}" class="figure">
 <div class="plot">${svg}</div>
@@ -65,6 +83,7 @@ figcaption { font-size: 0.9rem; color: #444; max-width: 60rem; }
 <h1>sparselm report</h1>
 <p>Generated ${escapeHtml(opts.generated)} from ${opts.runs.length} run(s). Every plotted number is in <a href="report.json">report.json</a>.</p>
 ${runsTable(opts.runs)}
+${(opts.sweeps ?? []).map(sweepTable).join('\n')}
 ${notes.length > 0 ? `<ul class="notes">${notes.join('')}</ul>` : ''}
 ${figs.join('\n')}
 ${omitted}

@@ -2,7 +2,10 @@
  * Reads what `sparselm report` plots from a run directory: the training and
  * evaluation lines of metrics.jsonl, the model config of the latest
  * checkpoint, and the optional inputs that other commands write beside them
- * (analysis.json, sweep.json, calibration.json).
+ * (analysis.json, sweep.json, calibration.json). A sweep directory (written
+ * by `sparselm sweep`: a depth × width sweep.json and one run directory per
+ * configuration, no metrics.jsonl of its own) stands for its configurations'
+ * runs plus the sweep (readInputs).
  *
  * Not a validator of those files: a run may still be training, so a torn last
  * line of metrics.jsonl is skipped, and an optional input that is absent or
@@ -13,6 +16,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { SparselmError } from '../tensor/errors.js';
+import { findDepthWidthSweep, type DepthWidthSweep } from './extras.js';
 
 /** One `{"step":..,"loss":..,"sparsity":{..}}` line: fraction nonzero per FF layer. */
 export interface TrainPoint {
@@ -131,6 +135,50 @@ export function readRuns(dirs: string[]): RunData[] {
     seen.set(base, n);
     return readRun(d, n === 1 ? base : `${base}#${n}`);
   });
+}
+
+/** A depth × width sweep to plot, named after its directory (or the run that carries it). */
+export interface SweepData extends DepthWidthSweep {
+  name: string;
+  dir: string;
+}
+
+function isDir(path: string): boolean {
+  return existsSync(path) && statSync(path).isDirectory();
+}
+
+/**
+ * The runs and the depth × width sweeps behind the given directories. A
+ * directory without metrics.jsonl whose sweep.json is a depth × width sweep is
+ * a sweep directory: each configuration's run directory that exists becomes a
+ * run (a sweep still training has fewer), and the sweep is plotted. A run
+ * directory whose sweep.json is a depth × width sweep adds that sweep too.
+ * Any other directory is read as a run (readRun's errors apply).
+ */
+export function readInputs(dirs: string[]): { runs: RunData[]; sweeps: SweepData[] } {
+  const runDirs: string[] = [];
+  const sweeps: SweepData[] = [];
+  for (const d of dirs) {
+    const dir = resolve(d);
+    const sweep = isDir(dir) && !existsSync(join(dir, 'metrics.jsonl')) ? findDepthWidthSweep(readJsonOrNull(join(dir, 'sweep.json'))) : null;
+    if (!sweep) {
+      runDirs.push(d);
+      continue;
+    }
+    sweeps.push({ name: basename(dir), dir, ...sweep });
+    const raw = readJsonOrNull(join(dir, 'sweep.json')) as { configs?: { dir?: unknown; name?: unknown }[] };
+    for (const c of raw.configs ?? []) {
+      const sub = typeof c.dir === 'string' ? c.dir : typeof c.name === 'string' ? c.name : null;
+      if (sub !== null && existsSync(join(dir, sub, 'metrics.jsonl'))) runDirs.push(join(dir, sub));
+    }
+  }
+  const runs = readRuns(runDirs);
+  for (const r of runs) {
+    const s = findDepthWidthSweep(r.sweep);
+    if (s && !sweeps.some((x) => x.dir === r.dir)) sweeps.push({ name: r.name, dir: r.dir, ...s });
+  }
+  if (runs.length === 0 && sweeps.length === 0) throw new SparselmError('report: no run directories given');
+  return { runs, sweeps };
 }
 
 /** Layer names in model order: `blk.2` before `blk.10`. */

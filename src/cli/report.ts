@@ -13,7 +13,7 @@ export function addReportCommand(program: Command): void {
   program
     .command('report')
     .description('plot runs (sparsity per layer over training, final sparsity, loss) as an HTML page, SVG/PNG figures and report.json')
-    .argument('<runs...>', 'run directories (each with metrics.jsonl)')
+    .argument('<runs...>', 'run directories (each with metrics.jsonl), or sweep directories of `sparselm sweep` (their runs and the depth x width figures)')
     .requiredOption('--out <dir>', 'output directory (created; index.html, <figure>.svg/.png, report.json are replaced)')
     .action(async (runs: string[], o: { out: string }) => {
       const r = await writeReport(runs, o.out);

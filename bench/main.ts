@@ -7,7 +7,8 @@ import { parseFlags } from './util.js';
 
 function usage(): never {
   console.error('usage: npm run bench -- ops [--threads 1,2] [--reps N]');
-  console.error('       npm run bench -- decode [--preset 800m|small] [--threads 1,2] [--tokens 10] [--prompt 16] [--blas false] [--only NAME]');
+  console.error('       npm run bench -- decode [--preset 800m|17b|small] [--threads 1,2] [--tokens 10] [--prompt 16] [--blas false] [--only NAME]');
+  console.error('                               [--contexts 16,512,2048]  (also ms/token and prefill at these prompt lengths)');
   process.exit(2);
 }
 
@@ -26,8 +27,10 @@ switch (name) {
     const threads = (flags.get('threads') ?? '1,2').split(',').map(Number);
     const tokens = Number(flags.get('tokens') ?? '10');
     const prompt = Number(flags.get('prompt') ?? '16');
+    const contexts = flags.has('contexts') ? (flags.get('contexts') ?? '').split(',').map(Number) : [];
     if (threads.some((t) => !Number.isInteger(t) || t < 1) || !Number.isInteger(tokens) || tokens < 1 || !Number.isInteger(prompt) || prompt < 1) usage();
-    runDecode({ preset: flags.get('preset') ?? '800m', threads, tokens, prompt, blas: flags.get('blas') !== 'false', only: flags.get('only') });
+    if (contexts.some((c) => !Number.isInteger(c) || c < 1)) usage();
+    runDecode({ preset: flags.get('preset') ?? '800m', threads, tokens, prompt, blas: flags.get('blas') !== 'false', only: flags.get('only'), contexts });
     break;
   }
   default:

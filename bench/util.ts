@@ -1,7 +1,7 @@
 // Helpers shared by the benchmarks: flag parsing, medians, and random weights of a
 // model's shapes (speed does not depend on training, only on shapes).
 import type { ModelConfig } from '../src/models/config.js';
-import { parameterSpecs } from '../src/models/params.js';
+import { parameterSpecs, type Init } from '../src/models/params.js';
 
 /** `--name value`, `--name=value` and bare `--flag` (= 'true'); anything else calls `usage`. */
 export function parseFlags(args: readonly string[], usage: () => never): Map<string, string> {
@@ -34,15 +34,41 @@ export function randomParams(config: ModelConfig, seed: number): Record<string, 
   for (const [name, spec] of parameterSpecs(config)) {
     const n = spec.shape.reduce((a, b) => a * b, 1);
     const a = new Float32Array(n);
-    if (spec.init.kind === 'ones') a.fill(1);
-    else if (spec.init.kind === 'normal') {
-      const w = spec.init.std * Math.sqrt(12); // uniform [-w/2, w/2] has std `std`
-      for (let i = 0; i < n; i++) {
-        s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
-        a[i] = ((s >>> 0) / 4294967296 - 0.5) * w;
-      }
-    }
+    s = fillInit(a, spec.init, s);
     out[name] = a;
   }
   return out;
+}
+
+/**
+ * Like randomParams, but each array is made when read (a getter) and not kept: the
+ * decoder reads each parameter once and copies it into its own heap, so a 4.8 GB
+ * 17B-class block is never held twice. Parameter i uses its own stream (seed, i), so
+ * the values do not depend on the order of reads.
+ */
+export function lazyRandomParams(config: ModelConfig, seed: number): Record<string, Float32Array> {
+  const out: Record<string, Float32Array> = {};
+  let i = 0;
+  for (const [name, spec] of parameterSpecs(config)) {
+    const n = spec.shape.reduce((a, b) => a * b, 1);
+    const s0 = (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(++i, 0x85ebca6b)) >>> 0 || 1;
+    Object.defineProperty(out, name, {
+      enumerable: true,
+      get: () => { const a = new Float32Array(n); fillInit(a, spec.init, s0); return a; },
+    });
+  }
+  return out;
+}
+
+/** Fill `a` by its init (ones, zeros, or uniform with the spec's std from the xorshift state s); returns the new state. */
+function fillInit(a: Float32Array, init: Init, s: number): number {
+  if (init.kind === 'ones') a.fill(1);
+  else if (init.kind === 'normal') {
+    const w = init.std * Math.sqrt(12); // uniform [-w/2, w/2] has std `std`
+    for (let i = 0; i < a.length; i++) {
+      s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+      a[i] = ((s >>> 0) / 4294967296 - 0.5) * w;
+    }
+  }
+  return s;
 }

@@ -95,6 +95,8 @@ interface LayerW {
 export interface StepStats {
   /** Bytes of weights the kernels read (float32). */
   weightBytes: number;
+  /** Of those, the bytes read in the blocks (all layers). */
+  blockWeightBytes: number;
   /** Milliseconds in the blocks (all layers), and in the whole step. */
   blocksMs: number;
   totalMs: number;
@@ -137,7 +139,7 @@ export class DecodeEngine {
   readonly kernels: CpuKernels;
   /** Bytes of weights held in the heap. */
   readonly weightBytesTotal: number;
-  readonly last: StepStats = { weightBytes: 0, blocksMs: 0, totalMs: 0 };
+  readonly last: StepStats = { weightBytes: 0, blockWeightBytes: 0, blocksMs: 0, totalMs: 0 };
   private pos = 0;
   private readonly ownsKernels: boolean;
   private readonly skipZeros: boolean;
@@ -446,10 +448,12 @@ export class DecodeEngine {
       this.kernels.addRows(this.x.p, this.y.p, 1, d);
     }
     const te = performance.now();
+    const blockBytes = this.weightBytes - d * 4;
     this.outputLayer();
     this.pos++;
     const t1 = performance.now();
     this.last.weightBytes = this.weightBytes;
+    this.last.blockWeightBytes = blockBytes;
     this.last.blocksMs = te - tb;
     this.last.totalMs = t1 - t0;
     return this.logits.v;

@@ -200,6 +200,20 @@ for (const threads of [1, 2]) {
       ];
     }
 
+    test('gemvT: y += Wᵀ · x over every row', () => {
+      let seed = 3500;
+      for (const [rows, cols] of GEMV_SIZES) {
+        const h = k.heap;
+        const w = randArray(rows * cols, seed++), x = randArray(rows, seed++), y0 = randArray(cols, seed++);
+        const pW = h.alloc(w.length * 4), pX = h.alloc(rows * 4), pY = h.alloc(cols * 4 + 4);
+        h.f32(pW, w.length).set(w); h.f32(pX, rows).set(x); h.f32(pY, cols).set(y0); h.f32(pY + cols * 4, 1)[0] = 42;
+        k.gemvT(pW, rows, cols, pX, pY);
+        checkClose(h.f32(pY, cols), refGemm(true, false, cols, 1, rows, w, 0, cols, x, 0, 1, y0, 0, 1), `gemvT ${rows}x${cols}`);
+        assert.equal(h.f32(pY + cols * 4, 1)[0], 42, 'gemvT wrote past y');
+        h.free(pW); h.free(pX); h.free(pY);
+      }
+    });
+
     test('gemvRows: y[i] = W[idx[i]] · x', () => {
       let seed = 3000;
       for (const [rows, cols] of GEMV_SIZES) {
@@ -358,6 +372,30 @@ test('options: bad thread counts are rejected', () => {
 
 describe('cpu kernels, OpenBLAS path', () => {
   for (const threads of [1, 2]) {
+    test(`gemv and gemvT through cblas_sgemv, ${threads} thread(s)`, (t) => {
+      const k = createKernels({ threads, blasGemv: true });
+      try {
+        if (!k.blasGemv) { t.skip('OpenBLAS or koffi not available'); return; }
+        let seed = 6500;
+        const h = k.heap;
+        for (const [rows, cols] of [[1, 1], [7, 13], [64, 300], [257, 1031]]) {
+          const w = randArray(rows * cols, seed++), x = randArray(Math.max(rows, cols), seed++), y0 = randArray(Math.max(rows, cols), seed++);
+          const pW = h.alloc(w.length * 4), pX = h.alloc(x.length * 4), pY = h.alloc(y0.length * 4 + 4);
+          h.f32(pW, w.length).set(w); h.f32(pX, x.length).set(x);
+          h.f32(pY, y0.length).set(y0); h.f32(pY + y0.length * 4, 1)[0] = 42;
+          k.gemv(pW, rows, cols, pX, pY);
+          checkClose(h.f32(pY, rows), refGemm(false, false, rows, 1, cols, w, 0, cols, x, 0, 1, null, 0, 1), `blas gemv ${rows}x${cols}`);
+          h.f32(pY, y0.length).set(y0);
+          k.gemvT(pW, rows, cols, pX, pY);
+          checkClose(h.f32(pY, cols), refGemm(true, false, cols, 1, rows, w, 0, cols, x, 0, 1, y0, 0, 1), `blas gemvT ${rows}x${cols}`);
+          assert.equal(h.f32(pY + y0.length * 4, 1)[0], 42, 'wrote past y');
+          h.free(pW); h.free(pX); h.free(pY);
+        }
+      } finally {
+        k.dispose();
+      }
+    });
+
     test(`gemm and matmul through cblas_sgemm, ${threads} thread(s)`, (t) => {
       const k = createKernels({ threads });
       try {

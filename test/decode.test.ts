@@ -100,10 +100,10 @@ function compare(got: Float32Array, want: Float64Array, off: number, V: number, 
   }
 }
 
-function checkEngine(config: ModelConfig, params: Record<string, Tensor>, what: string, ids = PROMPT): void {
+function checkEngine(config: ModelConfig, params: Record<string, Tensor>, what: string, ids = PROMPT, k = kernels): void {
   const want = reference(config, params, ids);
   const V = config.vocab_size;
-  const eng = new DecodeEngine(config, params, { kernels });
+  const eng = new DecodeEngine(config, params, { kernels: k });
   try {
     for (let t = 0; t < ids.length; t++) compare(eng.step(ids[t]), want, t * V, V, `${what}, token ${t}`);
     assert.equal(eng.position, ids.length);
@@ -117,7 +117,7 @@ function checkEngine(config: ModelConfig, params: Record<string, Tensor>, what: 
     eng.dispose();
   }
   // Prefill in chunks of 5 rows (several gemm chunks, the last one partial).
-  const chunked = new DecodeEngine(config, params, { kernels, prefillRows: 5 });
+  const chunked = new DecodeEngine(config, params, { kernels: k, prefillRows: 5 });
   try {
     compare(chunked.prefill(ids), want, (ids.length - 1) * V, V, `${what}, prefill in chunks of 5`);
   } finally {
@@ -125,7 +125,7 @@ function checkEngine(config: ModelConfig, params: Record<string, Tensor>, what: 
   }
   // The plain dense baseline (all W2 rows, W2ᵀ layout) is the same function.
   if (config.ffn === 'dense') {
-    const plain = new DecodeEngine(config, params, { kernels, skipZeros: false, prefillRows: 4 });
+    const plain = new DecodeEngine(config, params, { kernels: k, skipZeros: false, prefillRows: 4 });
     try {
       compare(plain.prefill(ids.slice(0, 9)), want, 8 * V, V, `${what}, plain dense prefill`);
       for (let t = 9; t < ids.length; t++) compare(plain.step(ids[t]), want, t * V, V, `${what}, plain dense step ${t}`);
@@ -142,6 +142,19 @@ describe('decode engine: token-by-token logits equal the training graph (eval mo
       checkEngine(config, params, name);
     });
   }
+
+  it('one thread, matrix-vector products through OpenBLAS (when present): dense gelu, llama, sparse FF + QKV', (t) => {
+    const one = createKernels({ threads: 1 });
+    try {
+      if (!one.blasGemv) t.diagnostic('OpenBLAS not available: the wasm path runs instead');
+      for (const name of ['dense gelu, learned positions, untied', 'llama: swiglu, rmsnorm, grouped-query, untied', 'terraformer-like: sparse FF + QKV (multconv) + loss, rmsnorm']) {
+        const { config, params } = model(KINDS[name]);
+        checkEngine(config, params, `${name}, 1 thread`, PROMPT, one);
+      }
+    } finally {
+      one.dispose();
+    }
+  });
 
   it('accepts raw Float32Array parameters', () => {
     const { config, params } = model({ ffn: 'sparse' });

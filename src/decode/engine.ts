@@ -632,11 +632,16 @@ export class DecodeEngine {
     }
   }
 
-  /** y = b2 (or 0) + Σ_{i<n} coef[i]·W2[idx[i], :]. */
+  /**
+   * y = b2 (or 0) + Σ_{i<n} coef[i]·W2[idx[i], :]. When every unit is active (n = d_ff:
+   * SwiGLU and GELU, whose zeros are rare) idx is 0..d_ff-1 and the sum is one dense
+   * W2ᵀ·coef (gemvT: OpenBLAS's sgemv on one thread, which streams faster than a gather).
+   */
   private down(lw: LayerW, n: number): void {
     const d = this.d;
     if (lw.b2) this.y.v.set(lw.b2.v); else this.y.v.fill(0);
-    if (n > 0) this.kernels.axpyRows(lw.w2.p, d, this.idx.p, this.coef.p, n, this.y.p);
+    if (n === this.config.d_ff && this.config.ffn === 'dense') this.kernels.gemvT(lw.w2.p, n, d, this.coef.p, this.y.p);
+    else if (n > 0) this.kernels.axpyRows(lw.w2.p, d, this.idx.p, this.coef.p, n, this.y.p);
     this.weightBytes += n * d * 4 + (lw.b2 ? d * 4 : 0);
   }
 

@@ -1,10 +1,11 @@
-// Optional OpenBLAS path for dense matmul: cblas_sgemm through the koffi FFI.
+// Optional OpenBLAS path for dense matmul and matrix-vector products: cblas_sgemm and
+// cblas_sgemv through the koffi FFI.
 //
 // What it is: a loader that returns null (never throws) when koffi is not installed,
 // when no OpenBLAS shared library can be opened, or when the symbols are missing, so
 // callers fall back to the WebAssembly kernels. koffi passes typed arrays (also
 // views of the shared wasm memory, and subarrays for offsets) by pointer, no copy.
-// What it is not: a general BLAS binding; only sgemm and the thread-count setter.
+// What it is not: a general BLAS binding; only sgemm, sgemv and the thread-count setter.
 // Note: openblas_set_num_threads is process-global; we set it before a call only when
 // the requested count differs from the last one we set.
 import { createRequire } from 'node:module';
@@ -15,6 +16,8 @@ export interface Blas {
   /** C[M,N] = alpha·op(A)·op(B) + beta·C, row-major, strides in elements; arrays start at the matrix origin. */
   sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
     a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number, threads: number): void;
+  /** y = alpha·op(A)·x + beta·y for A [M, N] row-major (lda in elements); op(A) = Aᵀ when trans. Unit strides. */
+  sgemv(trans: boolean, M: number, N: number, alpha: number, a: Float32Array, lda: number, x: Float32Array, beta: number, y: Float32Array, threads: number): void;
   readonly library: string;
 }
 
@@ -38,12 +41,18 @@ export function loadBlas(): Blas | null {
     try {
       const lib = koffi.load(name);
       const sgemm = lib.func('void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int)');
+      const sgemv = lib.func('void cblas_sgemv(int, int, int, int, float, const float *, int, const float *, int, float, float *, int)');
       const setThreads = lib.func('void openblas_set_num_threads(int)');
+      const use = (threads: number) => { if (threads !== lastThreads) { setThreads(threads); lastThreads = threads; } };
       cached = {
         library: name,
         sgemm(transA, transB, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, threads) {
-          if (threads !== lastThreads) { setThreads(threads); lastThreads = threads; }
+          use(threads);
           sgemm(ROW_MAJOR, transA ? TRANS : NO_TRANS, transB ? TRANS : NO_TRANS, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
+        },
+        sgemv(trans, M, N, alpha, a, lda, x, beta, y, threads) {
+          use(threads);
+          sgemv(ROW_MAJOR, trans ? TRANS : NO_TRANS, M, N, alpha, a, lda, x, 1, beta, y, 1);
         },
       };
       return cached;

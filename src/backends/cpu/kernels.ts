@@ -39,12 +39,21 @@ export interface KernelOptions {
   blas?: boolean;
   /** Bytes one wasm memory may hold before the heap opens another (default 4 GiB; tests set a few MiB). */
   memoryBytes?: number;
+  /**
+   * Dense matrix-vector products (gemv, gemvT) through OpenBLAS's sgemv. Default: when
+   * OpenBLAS is on and threads = 1 (its native AVX-512 loop streams 5-35% faster than
+   * the wasm one here, dev/gemv/blas-vs-wasm.mjs); with more threads our workers split
+   * the rows instead (OpenBLAS's own threads would spin beside them).
+   */
+  blasGemv?: boolean;
 }
 
 export interface CpuKernels {
   readonly threads: number;
   /** True when the OpenBLAS path is active for gemm/matmul. */
   readonly blas: boolean;
+  /** True when gemv and gemvT go to OpenBLAS. */
+  readonly blasGemv: boolean;
   /** Allocator over the shared memory all resident-pointer kernels read and write. */
   readonly heap: WasmHeap;
   /**
@@ -57,6 +66,8 @@ export interface CpuKernels {
     pB: number, ldb: number, pC: number, ldc: number, accumulate: boolean): void;
   /** y[rows] = W[rows, cols] · x[cols]. */
   gemv(pW: number, rows: number, cols: number, pX: number, pY: number): void;
+  /** y[cols] += W[rows, cols]ᵀ · x[rows] (every row; axpyRows without an index list). */
+  gemvT(pW: number, rows: number, cols: number, pX: number, pY: number): void;
   /** y[i] = W[idx[i], :] · x[cols] for i < nIdx; idx int32 [nIdx], y [nIdx]. */
   gemvRows(pW: number, cols: number, pIdx: number, nIdx: number, pX: number, pY: number): void;
   /** y[cols] += Σ_{i<nIdx} coef[i] · W[idx[i], :]; idx int32 [nIdx], coef float32 [nIdx]. */
@@ -147,6 +158,7 @@ interface MemoryState {
 class Kernels implements CpuKernels {
   readonly threads: number;
   readonly blas: boolean;
+  readonly blasGemv: boolean;
   readonly heap: SharedHeap;
   private readonly module: WasmModule;
   private readonly mems: MemoryState[] = [];
@@ -159,6 +171,8 @@ class Kernels implements CpuKernels {
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
   private arena = 0;
+  private iota = 0; // int32 0, 1, .. iotaLength-1: gemvT's index list on the wasm path
+  private iotaLength = 0;
   private jobs = 0;
   private arenaBytes = 0;
   private disposed = false;
@@ -175,6 +189,7 @@ class Kernels implements CpuKernels {
     this.threads = threads;
     this.blasLib = opts.blas === false ? null : loadBlas();
     this.blas = this.blasLib !== null;
+    this.blasGemv = this.blas && (opts.blasGemv ?? threads === 1);
     const module = (this.module = kernelsModule());
     const memory = newSharedMemory();
     this.heap = new SharedHeap(memory, (mem, m) => this.addMemory(mem, m), opts.memoryBytes);
@@ -347,13 +362,40 @@ class Kernels implements CpuKernels {
     return Math.min(64, Math.max(8, Math.ceil(n / (8 * this.threads) / 8) * 8));
   }
 
+  // Float32Array view of n floats at address p (for OpenBLAS, which reads any memory).
+  private view(p: number, n: number): Float32Array {
+    return new Float32Array(this.heap.memories[memoryOf(p)].buffer, offsetOf(p), n);
+  }
+
   gemv(pW: number, rows: number, cols: number, pX: number, pY: number): void {
     checkInt('rows', rows); checkInt('cols', cols);
+    if (this.blasGemv && rows > 0 && cols > 0) {
+      if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+      (this.blasLib as Blas).sgemv(false, rows, cols, 1, this.view(pW, rows * cols), cols, this.view(pX, cols), 0, this.view(pY, rows), 1);
+      return;
+    }
     const a = this.f64;
     this.begin(memoryOf(pW), (cols + rows) * 4);
     a[ARGS] = offsetOf(pW); a[ARGS + 1] = cols; a[ARGS + 2] = this.place(pX, cols * 4, true, false); a[ARGS + 3] = this.place(pY, rows * 4, false, true);
     this.runChunked(Op.Gemv, rows, this.rowChunk(rows), rows * cols >= PAR_MIN_FLOATS);
     this.end();
+  }
+
+  gemvT(pW: number, rows: number, cols: number, pX: number, pY: number): void {
+    checkInt('rows', rows); checkInt('cols', cols);
+    if (this.blasGemv && rows > 0 && cols > 0) {
+      if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+      (this.blasLib as Blas).sgemv(true, rows, cols, 1, this.view(pW, rows * cols), cols, this.view(pX, rows), 1, this.view(pY, cols), 1);
+      return;
+    }
+    if (rows > this.iotaLength) {
+      this.heap.free(this.iota);
+      this.iotaLength = Math.max(rows, Math.ceil(this.iotaLength * 1.5));
+      this.iota = this.heap.alloc(this.iotaLength * 4, 64);
+      const v = this.heap.i32(this.iota, this.iotaLength);
+      for (let i = 0; i < v.length; i++) v[i] = i;
+    }
+    this.axpyRows(pW, cols, this.iota, pX, rows, pY);
   }
 
   gemvRows(pW: number, cols: number, pIdx: number, nIdx: number, pX: number, pY: number): void {

@@ -137,6 +137,12 @@ function trainProgram(): { program: Command; train: Command } {
   return { program, train };
 }
 
+/**
+ * Runs `sparselm train <args>` in this process. With `dryRun` the train
+ * action is replaced by one that only keeps the parsed flags, so every flag
+ * is checked by the train command's own parsers without training; the parsed
+ * flags are returned (empty after a real run).
+ */
 async function runTrainCommand(args: string[], dryRun: boolean): Promise<Record<string, unknown>> {
   const { program, train } = trainProgram();
   let opts: Record<string, unknown> = {};
@@ -147,7 +153,7 @@ async function runTrainCommand(args: string[], dryRun: boolean): Promise<Record<
     if (e instanceof CommanderError) throw new SparselmError(`sweep: train flags: ${e.message.replace(/^error: /, '')}`);
     throw e;
   }
-  return dryRun ? opts : train.opts();
+  return opts;
 }
 
 const fieldOf = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -321,7 +327,7 @@ export function addSweepCommand(program: Command): void {
     .requiredOption('--layers <list>', 'depths to train, e.g. 2,4,8', intListArg('--layers'))
     .requiredOption('--d-ff <list>', 'FF widths to train, e.g. 512,1024,2048', intListArg('--d-ff'))
     .requiredOption('--out <dir>', 'sweep directory: <out>/L<layers>-ff<d_ff>/ per configuration, <out>/sweep.json')
-    .option('--tokens <n>', 'training tokens per configuration (sets --steps from batch x accum x context)', intArg('--tokens'))
+    .option('--tokens <n>', 'training tokens per configuration: --steps is this over batch x accum x context_length, rounded up', intArg('--tokens'))
     .option('--analyze-tokens <n>', 'tokens of validation and of training data to analyse per model', intArg('--analyze-tokens'), 32768)
     .addOption(new Option('--analyze-batch <n>', 'sequences per analysis forward pass').argParser(intArg('--analyze-batch')).default(8))
     .option('--threads <n>', 'cpu backend threads (default: all cores)', intArg('--threads'))

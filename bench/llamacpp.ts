@@ -1,9 +1,9 @@
 // sparselm against llama.cpp (node-llama-cpp 3.21.1, its prebuilt CPU binary) on the
 // same dense llama-architecture weights, exported with `writeGguf` (src/io/gguf.ts):
 //
-//   npm run build && node build/bench/llamacpp.js [--vocab 32000] [--d 1024] [--layers 24]
+//   npm run build && npm run bench -- llamacpp [--vocab 32000] [--d 1024] [--layers 24]
 //       [--heads 16] [--kv-heads 16] [--d-ff 2730] [--threads 1,2] [--prompt 16] [--tokens 16]
-//       [--out file.gguf]
+//       [--sparse true] [--out file.gguf]
 //
 // Default shape: the decoder of the paper's 800M timing model (presets/800m.json: 24
 // layers, d 1024, 16 heads, vocabulary 32000) made llama-style: RMSNorm, RoPE, SwiGLU,
@@ -21,6 +21,11 @@
 // position against sparselm's training-graph forward (mode 'eval', the oracle), as
 // max |Δ log p| over tokens with p > 1e-4 and the argmax, and how many greedy tokens
 // llama.cpp and DecodeEngine produce identically.
+// Sparse against dense (--sparse, default true): DecodeEngine also decodes the sparse
+// models of the same shape (d, layers, heads, vocabulary; Sparse FF + Sparse QKV with
+// the paper's d_ff 6144, N 64, d_lowrank 96, S 16, and with the sparse loss layer too)
+// on the same prompt and threads, and we state their ms/token against llama.cpp's
+// dense ms/token: the speedup a user of sparselm gets over the best dense engine.
 //
 // The machine is shared: figures move 10-25% between runs (../shared/spec/cpu-ceilings.md).
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -30,7 +35,7 @@ import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
 import { writeGguf } from '../src/io/gguf.js';
 import { makeConfig } from '../src/models/config.js';
 import { parameterSpecs } from '../src/models/params.js';
-import { median, parseFlags, randomParams } from './util.js';
+import { lazyRandomParams, median, parseFlags, randomParams } from './util.js';
 import { forward } from '../src/models/transformer.js';
 import { DecodeEngine } from '../src/decode/engine.js';
 import { loadTokenizer, BpeTokenizer, GPT2_PATTERN, type Tokenizer } from '../src/data/tokenizer.js';
@@ -38,13 +43,13 @@ import { tensor } from '../src/tensor/create.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 
 function usage(): never {
-  console.error('usage: node build/bench/llamacpp.js [--vocab 32000] [--d 1024] [--layers 24] [--heads 16] [--kv-heads 16] [--d-ff 2730]');
-  console.error('                                    [--threads 1,2] [--prompt 16] [--tokens 16] [--out file.gguf]');
+  console.error('usage: npm run bench -- llamacpp [--vocab 32000] [--d 1024] [--layers 24] [--heads 16] [--kv-heads 16] [--d-ff 2730]');
+  console.error('                                 [--threads 1,2] [--prompt 16] [--tokens 16] [--sparse true|false] [--out file.gguf]');
   process.exit(2);
 }
 
 
-const KNOWN = new Set(['vocab', 'd', 'layers', 'heads', 'kv-heads', 'd-ff', 'threads', 'prompt', 'tokens', 'out']);
+const KNOWN = new Set(['vocab', 'd', 'layers', 'heads', 'kv-heads', 'd-ff', 'threads', 'prompt', 'tokens', 'out', 'sparse']);
 
 
 
@@ -73,8 +78,29 @@ interface Timing { threads: number; promptTokS: number; tokenMs: number; tokens:
 
 const fmt = (x: number, d = 1) => x.toFixed(d);
 
-async function main(): Promise<void> {
-  const flags = parseFlags(process.argv.slice(2), usage);
+/** Greedy decode with DecodeEngine after a warm-up pass: median ms/token, prompt tokens/s, the tokens. */
+function engineTiming(engine: DecodeEngine, prompt: number[], nTokens: number, threads: number): Timing {
+  let row: Timing | null = null;
+  for (let rep = 0; rep < 2; rep++) {
+    engine.reset();
+    const tp = performance.now();
+    let next = argmax(engine.prefill(prompt));
+    const promptS = (performance.now() - tp) / 1000;
+    const tokens = [next];
+    const gaps: number[] = [];
+    for (let i = 0; i < nTokens; i++) {
+      const ts = performance.now();
+      next = argmax(engine.step(next));
+      gaps.push(performance.now() - ts);
+      tokens.push(next);
+    }
+    row = { threads, promptTokS: prompt.length / promptS, tokenMs: median(gaps), tokens };
+  }
+  return row as Timing;
+}
+
+export async function runLlamacpp(args: readonly string[]): Promise<void> {
+  const flags = parseFlags(args, usage);
   for (const k of flags.keys()) if (!KNOWN.has(k)) usage();
   const num = (k: string, def: number) => {
     const v = Number(flags.get(k) ?? def);
@@ -188,25 +214,29 @@ async function main(): Promise<void> {
     for (const threads of threadList) {
       const engine = new DecodeEngine(config, raw, { threads, maxContext: promptLen + nTokens + 8 });
       try {
-        let row: Timing | null = null;
-        for (let rep = 0; rep < 2; rep++) {
-          engine.reset();
-          const tp = performance.now();
-          let next = argmax(engine.prefill(prompt));
-          const promptS = (performance.now() - tp) / 1000;
-          const tokens = [next];
-          const gaps: number[] = [];
-          for (let i = 0; i < nTokens; i++) {
-            const ts = performance.now();
-            next = argmax(engine.step(next));
-            gaps.push(performance.now() - ts);
-            tokens.push(next);
-          }
-          row = { threads, promptTokS: promptLen / promptS, tokenMs: median(gaps), tokens };
-        }
-        engineRows.push(row as Timing);
+        engineRows.push(engineTiming(engine, prompt, nTokens, threads));
       } finally {
         engine.dispose();
+      }
+    }
+
+    // The sparse models of the same shape (same threads, prompt and token count).
+    const sparseVariants: [string, Record<string, unknown>][] = flags.get('sparse') === 'false' ? [] : [['Sparse FF + QKV', {}]];
+    if (sparseVariants.length > 0 && vocab % 4 === 0) sparseVariants.push(['Sparse FF + QKV + sparse loss', { output: 'sparse' }]); // S_loss = 4 must divide V
+    const sparseRows: { name: string; row: Timing; bytes: number }[] = [];
+    for (const [name, extra] of sparseVariants) {
+      const sc = makeConfig({
+        ...config, ffn: 'sparse', attn: 'sparse', activation: 'relu', d_ff: 6144, sparse_block: 64, sparse_lowrank: 96,
+        qkv_modules: 16, qkv_conv_length: 3, loss_modules: 4, ...extra,
+      });
+      for (const threads of threadList) {
+        const engine = new DecodeEngine(sc, lazyRandomParams(sc, 7), { threads, maxContext: promptLen + nTokens + 8 });
+        try {
+          const row = engineTiming(engine, prompt, nTokens, threads);
+          sparseRows.push({ name, row, bytes: engine.last.weightBytes });
+        } finally {
+          engine.dispose();
+        }
       }
     }
 
@@ -221,6 +251,16 @@ async function main(): Promise<void> {
       console.log(`| ${l.threads} | ${fmt(l.tokenMs)} | ${fmt(1000 / l.tokenMs)} | ${fmt(gb / (l.tokenMs / 1000))} | ${fmt(l.promptTokS, 0)} | ` +
         `${fmt(e.tokenMs)} | ${fmt(1000 / e.tokenMs)} | ${fmt(gb / (e.tokenMs / 1000))} | ${fmt(e.promptTokS, 0)} | ${fmt(e.tokenMs / l.tokenMs, 2)}x | ${same}/${l.tokens.length} |`);
     }
+    if (sparseRows.length > 0) {
+      console.log(`\nsparse models of the same shape (sparselm DecodeEngine) against llama.cpp's dense decoding, same threads and prompt:`);
+      console.log('| model | threads | ms/token | tokens/s | MB read/token | speedup over llama.cpp dense | speedup over sparselm dense |');
+      console.log('| --- | --- | --- | --- | --- | --- | --- |');
+      for (const s of sparseRows) {
+        const i = threadList.indexOf(s.row.threads);
+        console.log(`| ${s.name} | ${s.row.threads} | ${fmt(s.row.tokenMs)} | ${fmt(1000 / s.row.tokenMs)} | ${fmt(s.bytes / 1e6, 0)} | ` +
+          `${fmt(llamaRows[i].tokenMs / s.row.tokenMs, 2)}x | ${fmt(engineRows[i].tokenMs / s.row.tokenMs, 2)}x |`);
+      }
+    }
     console.log(`\n${agreement}`);
     console.log('GB/s: the whole float32 model read once per token (weights bytes / time per token).');
     console.log(`load average at start ${load0}, at end ${loadavg().map((x) => x.toFixed(1)).join(' ')} (other work on the machine slows both columns, 2 threads most)`);
@@ -230,4 +270,3 @@ async function main(): Promise<void> {
   }
 }
 
-await main();

@@ -164,6 +164,7 @@ class Kernels implements CpuKernels {
   private readonly mems: MemoryState[] = [];
   private readonly exs: KernelExports[] = [];
   private readonly scratch0: number[] = []; // the main thread's scratch offset per memory
+  private readonly nativeBases: number[] = []; // OpenBLAS: native address of each memory's byte 0
   private readonly blasLib: Blas | null;
   private readonly workers: Worker[] = [];
   private readonly ports: MessagePort[] = [];
@@ -222,6 +223,7 @@ class Kernels implements CpuKernels {
     this.mems.push({ ex, scratch, partial: 0, partialBytes: 0, stage: 0, stageBytes: 0 });
     this.exs.push(ex);
     this.scratch0.push(scratch[0]);
+    if (this.blasLib !== null) this.nativeBases.push(this.blasLib.nativeBase(memory.buffer));
     if (m === 0 || this.workers.length === 0) return;
     for (let t = 1; t < this.threads; t++) this.ports[t - 1].postMessage({ memory, scratch: scratch[t] });
     this.run(Op.AddMemory, true);
@@ -362,16 +364,16 @@ class Kernels implements CpuKernels {
     return Math.min(64, Math.max(8, Math.ceil(n / (8 * this.threads) / 8) * 8));
   }
 
-  // Float32Array view of n floats at address p (for OpenBLAS, which reads any memory).
-  private view(p: number, n: number): Float32Array {
-    return new Float32Array(this.heap.memories[memoryOf(p)].buffer, offsetOf(p), n);
+  // The native address of heap address p (for OpenBLAS, which reads any memory).
+  private native(p: number): number {
+    return this.nativeBases[memoryOf(p)] + offsetOf(p);
   }
 
   gemv(pW: number, rows: number, cols: number, pX: number, pY: number): void {
     checkInt('rows', rows); checkInt('cols', cols);
     if (this.blasGemv && rows > 0 && cols > 0) {
       if (this.disposed) throw new Error('cpu kernels: used after dispose()');
-      (this.blasLib as Blas).sgemv(false, rows, cols, 1, this.view(pW, rows * cols), cols, this.view(pX, cols), 0, this.view(pY, rows), 1);
+      (this.blasLib as Blas).sgemvAt(false, rows, cols, 1, this.native(pW), cols, this.native(pX), 0, this.native(pY), 1);
       return;
     }
     const a = this.f64;
@@ -385,7 +387,7 @@ class Kernels implements CpuKernels {
     checkInt('rows', rows); checkInt('cols', cols);
     if (this.blasGemv && rows > 0 && cols > 0) {
       if (this.disposed) throw new Error('cpu kernels: used after dispose()');
-      (this.blasLib as Blas).sgemv(true, rows, cols, 1, this.view(pW, rows * cols), cols, this.view(pX, rows), 1, this.view(pY, cols), 1);
+      (this.blasLib as Blas).sgemvAt(true, rows, cols, 1, this.native(pW), cols, this.native(pX), 1, this.native(pY), 1);
       return;
     }
     if (rows > this.iotaLength) {
@@ -509,10 +511,8 @@ class Kernels implements CpuKernels {
     checkInt('M', M); checkInt('N', N); checkInt('K', K);
     if (M === 0 || N === 0) return;
     if (this.disposed) throw new Error('cpu kernels: used after dispose()');
-    const mem = this.heap.memories;
-    const view = (p: number): Float32Array => new Float32Array(mem[memoryOf(p)].buffer, offsetOf(p));
     if (this.blasLib !== null && K > 0) {
-      this.blasLib.sgemm(transA, transB, M, N, K, 1, view(pA), lda, view(pB), ldb, accumulate ? 1 : 0, view(pC), ldc, this.threads);
+      this.blasLib.sgemmAt(transA, transB, M, N, K, 1, this.native(pA), lda, this.native(pB), ldb, accumulate ? 1 : 0, this.native(pC), ldc, this.threads);
       return;
     }
     // Home: the largest operand's memory (the weight, in the decoder's prefill).

@@ -162,7 +162,6 @@ export class DecodeEngine {
   private readonly x: Buf; private readonly xb: Buf; private readonly y: Buf; private readonly tmp: Buf;
   private readonly qkv: Buf; private readonly att: Buf; private readonly scores: Buf;
   private readonly hbuf: Buf; private readonly coef: Buf; private readonly idx: { p: number; v: Int32Array };
-  private readonly iota: { p: number; v: Int32Array };
   private readonly low: Buf; private readonly ctrl: Buf;
   private readonly xs: Buf; private readonly m: Buf; private readonly colQK: Buf; private readonly colV: Buf;
   private readonly logits: Buf;
@@ -301,10 +300,6 @@ export class DecodeEngine {
       this.coef = this.alloc(dff);
       const pi = this.kernels.heap.alloc(dff * 4, 64); this.allocated.push(pi);
       this.idx = { p: pi, v: this.kernels.heap.i32(pi, dff) };
-      const nIota = Math.max(maxContext, c.sparse_lowrank);
-      const pj = this.kernels.heap.alloc(nIota * 4, 64); this.allocated.push(pj);
-      this.iota = { p: pj, v: this.kernels.heap.i32(pj, nIota) };
-      for (let t = 0; t < nIota; t++) this.iota.v[t] = t;
       this.low = this.alloc(Math.max(1, c.sparse_lowrank));
       this.ctrl = this.alloc(dff);
       const maxS = Math.max(c.attn === 'sparse' ? S : 1, c.output === 'sparse' ? c.loss_modules : 1);
@@ -725,10 +720,10 @@ export class DecodeEngine {
   private sparseFF(lw: LayerW): void {
     const c = this.config, d = this.d, dff = c.d_ff, r = c.sparse_lowrank, N = c.sparse_block, nb = dff / N;
     this.kernels.gemv((lw.c1 as Buf).p, r, d, this.xb.p, this.low.p);
-    // l = c + Σ_j low[j]·C2[j, :]: r long rows (a gemv over C2ᵀ would be d_ff rows of only r floats each).
+    // l = c + Σ_j low[j]·C2[j, :] = c + C2ᵀ·low: r long rows (a gemv over C2ᵀ would be d_ff rows of only r floats each).
     const l = this.ctrl.v, idx = this.idx.v, coef = this.coef.v;
     l.set((lw.cBias as Buf).v);
-    this.kernels.axpyRows((lw.c2 as Buf).p, dff, this.iota.p, this.low.p, r, this.ctrl.p);
+    this.kernels.gemvT((lw.c2 as Buf).p, r, dff, this.low.p, this.ctrl.p);
     this.weightBytes += (r * d + dff * r + dff) * 4;
     const mult = c.sparse_multiply_by_controller;
     this.kernels.blockArgmax(this.ctrl.p, this.idx.p, nb, N);

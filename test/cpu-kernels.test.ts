@@ -14,6 +14,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createKernels, type CpuKernels } from '../src/backends/cpu/kernels.js';
+import { newSharedMemory } from '../src/backends/cpu/heap.js';
+import { nativeAddress } from '../src/backends/cpu/native.js';
 
 const U = 2 ** -24;
 const gamma = (k: number): number => (k * U) / (1 - k * U);
@@ -355,6 +357,21 @@ test('heap over several memories: addresses, views, free, and kernels whose oper
       k.dispose();
       one.dispose();
     }
+  }
+});
+
+test('native helpers: a shared memory keeps its native address when it grows; huge pages only when asked', (t) => {
+  const mem = newSharedMemory(16);
+  const a = nativeAddress(mem.buffer);
+  if (a === null) { t.skip('koffi or the C library not available'); return; }
+  assert.ok(Number.isSafeInteger(a) && a > 0 && a % 65536 === 0, `address ${a}`);
+  mem.grow(64);
+  assert.equal(nativeAddress(mem.buffer), a, 'the address after grow');
+  const k = createKernels({ threads: 1, hugePages: false });
+  try {
+    assert.equal(k.hugePages, false);
+  } finally {
+    k.dispose();
   }
 });
 

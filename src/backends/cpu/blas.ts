@@ -6,7 +6,7 @@
 // callers fall back to the WebAssembly kernels. koffi passes typed arrays (also
 // views of the shared wasm memory, and subarrays for offsets) by pointer, no copy.
 // The decoder's per-token calls use the *At forms instead, which take native addresses
-// as numbers (a wasm memory's base address, from nativeBase, plus a byte offset: shared
+// as numbers (a wasm memory's base address, from native.ts, plus a byte offset: shared
 // memories never move, also when they grow), so a call creates no typed-array views
 // (the decoder allocates nothing per token).
 // What it is not: a general BLAS binding; only sgemm, sgemv and the thread-count setter.
@@ -25,8 +25,6 @@ export interface Blas {
     a: number, lda: number, b: number, ldb: number, beta: number, c: number, ldc: number, threads: number): void;
   /** y = alpha·op(A)·x + beta·y for A [M, N] row-major (lda in elements); op(A) = Aᵀ when trans. Unit strides; native addresses. */
   sgemvAt(trans: boolean, M: number, N: number, alpha: number, a: number, lda: number, x: number, beta: number, y: number, threads: number): void;
-  /** The native address of byte 0 of a shared buffer (fixed for its lifetime). */
-  nativeBase(buffer: SharedArrayBuffer): number;
   readonly library: string;
 }
 
@@ -52,8 +50,6 @@ export function loadBlas(): Blas | null {
       const sgemm = lib.func('void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int)');
       const sgemmAt = lib.func('void cblas_sgemm(int, int, int, int, int, int, float, uintptr_t, int, uintptr_t, int, float, uintptr_t, int)');
       const sgemvAt = lib.func('void cblas_sgemv(int, int, int, int, float, uintptr_t, int, uintptr_t, int, float, uintptr_t, int)');
-      // memmove(p, p, 0) returns p: the one portable way to read a buffer's address through koffi.
-      const memmove = koffi.load(process.platform === 'darwin' ? 'libSystem.dylib' : 'libc.so.6').func('void *memmove(void *, const void *, size_t)');
       const setThreads = lib.func('void openblas_set_num_threads(int)');
       const use = (threads: number) => { if (threads !== lastThreads) { setThreads(threads); lastThreads = threads; } };
       cached = {
@@ -69,10 +65,6 @@ export function loadBlas(): Blas | null {
         sgemvAt(trans, M, N, alpha, a, lda, x, beta, y, threads) {
           use(threads);
           sgemvAt(ROW_MAJOR, trans ? TRANS : NO_TRANS, M, N, alpha, a, lda, x, 1, beta, y, 1);
-        },
-        nativeBase(buffer) {
-          const bytes = new Uint8Array(buffer, 0, 1);
-          return Number(koffi.address(memmove(bytes, bytes, 0)));
         },
       };
       return cached;

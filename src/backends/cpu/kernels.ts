@@ -21,11 +21,12 @@ import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { loadBlas, type Blas } from './blas.js';
+import { adviseHugePages, nativeAddress } from './native.js';
 import {
   A_CHUNK, A_MEM, A_N, A_PART, A_PSTRIDE, ARGS, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, MAX_THREADS, NCHUNKS, NEXT, Op, RANGES,
   RESULTS, SEQ, TAG_BITS, runChunks, runShare, type KernelExports,
 } from './exec.js';
-import { SharedHeap, memoryOf, newSharedMemory, offsetOf, type WasmHeap } from './heap.js';
+import { MAX_PAGES, SharedHeap, memoryOf, newSharedMemory, offsetOf, type WasmHeap } from './heap.js';
 import { wasm, type WasmMemory, type WasmModule } from './wasm-api.js';
 
 export type { WasmHeap } from './heap.js';
@@ -46,6 +47,8 @@ export interface KernelOptions {
    * the rows instead (OpenBLAS's own threads would spin beside them).
    */
   blasGemv?: boolean;
+  /** Ask for transparent huge pages on the wasm memories (Linux, through koffi; default true; see native.ts). */
+  hugePages?: boolean;
 }
 
 export interface CpuKernels {
@@ -54,6 +57,8 @@ export interface CpuKernels {
   readonly blas: boolean;
   /** True when gemv and gemvT go to OpenBLAS. */
   readonly blasGemv: boolean;
+  /** True when the OS accepted the huge-page advice for every memory. */
+  readonly hugePages: boolean;
   /** Allocator over the shared memory all resident-pointer kernels read and write. */
   readonly heap: WasmHeap;
   /**
@@ -159,6 +164,7 @@ class Kernels implements CpuKernels {
   readonly threads: number;
   readonly blas: boolean;
   readonly blasGemv: boolean;
+  hugePages: boolean;
   readonly heap: SharedHeap;
   private readonly module: WasmModule;
   private readonly mems: MemoryState[] = [];
@@ -189,8 +195,11 @@ class Kernels implements CpuKernels {
     if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) throw new RangeError(`cpu kernels: threads must be 1..${MAX_THREADS}`);
     this.threads = threads;
     this.blasLib = opts.blas === false ? null : loadBlas();
+    // Calls on heap addresses pass native addresses (blas.ts); without them, no OpenBLAS.
+    if (this.blasLib !== null && nativeAddress(new SharedArrayBuffer(16)) === null) this.blasLib = null;
     this.blas = this.blasLib !== null;
     this.blasGemv = this.blas && (opts.blasGemv ?? threads === 1);
+    this.hugePages = opts.hugePages ?? true;
     const module = (this.module = kernelsModule());
     const memory = newSharedMemory();
     this.heap = new SharedHeap(memory, (mem, m) => this.addMemory(mem, m), opts.memoryBytes);
@@ -216,6 +225,8 @@ class Kernels implements CpuKernels {
   // Instantiate the kernels on memory m (the main thread now; the workers, once
   // started, through an AddMemory job: exec.ts) with every thread's GEMM scratch there.
   private addMemory(memory: WasmMemory, m: number): void {
+    // Before any page of it is touched beyond the first few (the advice applies to later faults).
+    if (this.hugePages) this.hugePages = adviseHugePages(memory.buffer, MAX_PAGES * 65536);
     const ex = new wasm.Instance(this.module, { env: { memory } }).exports as unknown as KernelExports;
     const sb = ex.gemmScratchBytes();
     const scratch: number[] = [];
@@ -223,7 +234,7 @@ class Kernels implements CpuKernels {
     this.mems.push({ ex, scratch, partial: 0, partialBytes: 0, stage: 0, stageBytes: 0 });
     this.exs.push(ex);
     this.scratch0.push(scratch[0]);
-    if (this.blasLib !== null) this.nativeBases.push(this.blasLib.nativeBase(memory.buffer));
+    if (this.blasLib !== null) this.nativeBases.push(nativeAddress(memory.buffer) ?? 0);
     if (m === 0 || this.workers.length === 0) return;
     for (let t = 1; t < this.threads; t++) this.ports[t - 1].postMessage({ memory, scratch: scratch[t] });
     this.run(Op.AddMemory, true);

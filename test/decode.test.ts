@@ -143,11 +143,12 @@ describe('decode engine: token-by-token logits equal the training graph (eval mo
     });
   }
 
-  it('one thread, matrix-vector products through OpenBLAS (when present): dense gelu, llama, sparse FF + QKV', (t) => {
+  it('one thread, matrix-vector products through OpenBLAS on [d_in, d_out] matrices (when present): dense, llama, top-k, sparse', (t) => {
     const one = createKernels({ threads: 1 });
     try {
       if (!one.blasGemv) t.diagnostic('OpenBLAS not available: the wasm path runs instead');
-      for (const name of ['dense gelu, learned positions, untied', 'llama: swiglu, rmsnorm, grouped-query, untied', 'terraformer-like: sparse FF + QKV (multconv) + loss, rmsnorm']) {
+      for (const name of ['dense relu, layernorm, rope, tied', 'dense gelu, learned positions, untied', 'llama: swiglu, rmsnorm, grouped-query, untied',
+        'top-k', 'terraformer-like: sparse FF + QKV (multconv) + loss, rmsnorm']) {
         const { config, params } = model(KINDS[name]);
         checkEngine(config, params, `${name}, 1 thread`, PROMPT, one);
       }

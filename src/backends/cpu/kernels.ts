@@ -71,8 +71,8 @@ export interface CpuKernels {
     pB: number, ldb: number, pC: number, ldc: number, accumulate: boolean): void;
   /** y[rows] = W[rows, cols] · x[cols]. */
   gemv(pW: number, rows: number, cols: number, pX: number, pY: number): void;
-  /** y[cols] += W[rows, cols]ᵀ · x[rows] (every row; axpyRows without an index list). */
-  gemvT(pW: number, rows: number, cols: number, pX: number, pY: number): void;
+  /** y[cols] (+)= W[rows, cols]ᵀ · x[rows] (every row; axpyRows without an index list); accumulate (default true) adds to y, false overwrites it. */
+  gemvT(pW: number, rows: number, cols: number, pX: number, pY: number, accumulate?: boolean): void;
   /** y[i] = W[idx[i], :] · x[cols] for i < nIdx; idx int32 [nIdx], y [nIdx]. */
   gemvRows(pW: number, cols: number, pIdx: number, nIdx: number, pX: number, pY: number): void;
   /** y[cols] += Σ_{i<nIdx} coef[i] · W[idx[i], :]; idx int32 [nIdx], coef float32 [nIdx]. */
@@ -394,13 +394,14 @@ class Kernels implements CpuKernels {
     this.end();
   }
 
-  gemvT(pW: number, rows: number, cols: number, pX: number, pY: number): void {
+  gemvT(pW: number, rows: number, cols: number, pX: number, pY: number, accumulate = true): void {
     checkInt('rows', rows); checkInt('cols', cols);
     if (this.blasGemv && rows > 0 && cols > 0) {
       if (this.disposed) throw new Error('cpu kernels: used after dispose()');
-      (this.blasLib as Blas).sgemvAt(true, rows, cols, 1, this.native(pW), cols, this.native(pX), 1, this.native(pY), 1);
+      (this.blasLib as Blas).sgemvAt(true, rows, cols, 1, this.native(pW), cols, this.native(pX), accumulate ? 1 : 0, this.native(pY), 1);
       return;
     }
+    if (!accumulate) this.heap.f32(pY, cols).fill(0);
     if (rows > this.iotaLength) {
       this.heap.free(this.iota);
       this.iotaLength = Math.max(rows, Math.ceil(this.iotaLength * 1.5));

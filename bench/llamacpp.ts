@@ -33,7 +33,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
 import { writeGguf } from '../src/io/gguf.js';
-import { makeConfig } from '../src/models/config.js';
+import { makeConfig, type ModelConfig } from '../src/models/config.js';
 import { parameterSpecs } from '../src/models/params.js';
 import { lazyRandomParams, median, parseFlags, randomParams } from './util.js';
 import { forward } from '../src/models/transformer.js';
@@ -44,12 +44,12 @@ import type { Tensor } from '../src/tensor/tensor.js';
 
 function usage(): never {
   console.error('usage: npm run bench -- llamacpp [--vocab 32000] [--d 1024] [--layers 24] [--heads 16] [--kv-heads 16] [--d-ff 2730]');
-  console.error('                                 [--threads 1,2] [--prompt 16] [--tokens 16] [--sparse true|false] [--out file.gguf]');
+  console.error('                                 [--threads 1,2] [--prompt 16] [--tokens 16] [--rounds 3] [--sparse true|false] [--out file.gguf]');
   process.exit(2);
 }
 
 
-const KNOWN = new Set(['vocab', 'd', 'layers', 'heads', 'kv-heads', 'd-ff', 'threads', 'prompt', 'tokens', 'out', 'sparse']);
+const KNOWN = new Set(['vocab', 'd', 'layers', 'heads', 'kv-heads', 'd-ff', 'threads', 'prompt', 'tokens', 'out', 'sparse', 'rounds']);
 
 
 
@@ -78,25 +78,27 @@ interface Timing { threads: number; promptTokS: number; tokenMs: number; tokens:
 
 const fmt = (x: number, d = 1) => x.toFixed(d);
 
-/** Greedy decode with DecodeEngine after a warm-up pass: median ms/token, prompt tokens/s, the tokens. */
+/** The run with the median ms/token. */
+function medianTiming(runs: Timing[]): Timing {
+  const ms = median(runs.map((r) => r.tokenMs));
+  return runs.reduce((a, b) => (Math.abs(b.tokenMs - ms) < Math.abs(a.tokenMs - ms) ? b : a));
+}
+
+/** Greedy decode with DecodeEngine: median ms/token, prompt tokens/s, the tokens. */
 function engineTiming(engine: DecodeEngine, prompt: number[], nTokens: number, threads: number): Timing {
-  let row: Timing | null = null;
-  for (let rep = 0; rep < 2; rep++) {
-    engine.reset();
-    const tp = performance.now();
-    let next = argmax(engine.prefill(prompt));
-    const promptS = (performance.now() - tp) / 1000;
-    const tokens = [next];
-    const gaps: number[] = [];
-    for (let i = 0; i < nTokens; i++) {
-      const ts = performance.now();
-      next = argmax(engine.step(next));
-      gaps.push(performance.now() - ts);
-      tokens.push(next);
-    }
-    row = { threads, promptTokS: prompt.length / promptS, tokenMs: median(gaps), tokens };
+  engine.reset();
+  const tp = performance.now();
+  let next = argmax(engine.prefill(prompt));
+  const promptS = (performance.now() - tp) / 1000;
+  const tokens = [next];
+  const gaps: number[] = [];
+  for (let i = 0; i < nTokens; i++) {
+    const ts = performance.now();
+    next = argmax(engine.step(next));
+    gaps.push(performance.now() - ts);
+    tokens.push(next);
   }
-  return row as Timing;
+  return { threads, promptTokS: prompt.length / promptS, tokenMs: median(gaps), tokens };
 }
 
 export async function runLlamacpp(args: readonly string[]): Promise<void> {
@@ -110,6 +112,7 @@ export async function runLlamacpp(args: readonly string[]): Promise<void> {
   const vocab = num('vocab', 32000);
   const promptLen = num('prompt', 16);
   const nTokens = num('tokens', 16);
+  const rounds = num('rounds', 3);
   const threadList = (flags.get('threads') ?? '1,2').split(',').map(Number);
   if (threadList.some((t) => !Number.isInteger(t) || t < 1)) usage();
   const config = makeConfig({
@@ -132,7 +135,8 @@ export async function runLlamacpp(args: readonly string[]): Promise<void> {
     const nParams = Object.values(raw).reduce((a, x) => a + x.length, 0);
     console.log(`llama-style dense model: ${config.n_layers} layers, d ${config.d_model}, ${config.n_heads} heads (${config.n_kv_heads} kv), d_ff ${config.d_ff} SwiGLU, ` +
       `vocabulary ${vocab}, untied output; ${(nParams / 1e6).toFixed(0)}M parameters, float32 ${fmt(summary.bytes / 1e6, 0)} MB GGUF (${fmt(exportS)} s to make and export)`);
-    console.log(`batch 1, greedy, ${promptLen}-token prompt, median over ${nTokens} generated tokens after a warm-up; random weights\n`);
+    console.log(`batch 1, greedy, ${promptLen}-token prompt; per run the median ms/token over ${nTokens} generated tokens; ${rounds} rounds after a warm-up ` +
+      `round, llama.cpp and sparselm's decoders in turn; medians over rounds (the ratio: median of the rounds' ratios); random weights\n`);
 
     // GGUF ids: the byte vocabulary is permuted (b -> b + 3), a BPE vocabulary keeps its ids.
     const toG = (id: number) => (vocab === 257 ? (id === 256 ? 2 : id + 3) : id);
@@ -143,6 +147,17 @@ export async function runLlamacpp(args: readonly string[]): Promise<void> {
     t0 = performance.now();
     const logits = forward(config, params, tensor(Int32Array.from(prompt), [1, promptLen], { device: 'cpu', dtype: 'int32' }), { mode: 'eval' }).toArray();
     const forwardS = (performance.now() - t0) / 1000;
+
+    // The sparse models of the same shape (same threads, prompt and token count).
+    const sparseVariants: [string, Record<string, unknown>][] = flags.get('sparse') === 'false' ? [] : [['Sparse FF + QKV', {}]];
+    if (sparseVariants.length > 0 && vocab % 4 === 0) sparseVariants.push(['Sparse FF + QKV + sparse loss', { output: 'sparse' }]); // S_loss = 4 must divide V
+    const sparseConfigs = sparseVariants.map(([name, extra]): [string, ModelConfig] => [name, makeConfig({
+      ...config, ffn: 'sparse', attn: 'sparse', activation: 'relu', d_ff: 6144, sparse_block: 64, sparse_lowrank: 96,
+      qkv_modules: 16, qkv_conv_length: 3, loss_modules: 4, ...extra,
+    })]);
+    const sparseRows: { name: string; row: Timing; bytes: number }[] = [];
+    const engineRows: Timing[] = [];
+    const ratios: number[] = []; // per thread count: median over rounds of DecodeEngine ms / llama.cpp ms
 
     const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, progressLogs: false });
     const llamaRows: Timing[] = [];
@@ -184,19 +199,35 @@ export async function runLlamacpp(args: readonly string[]): Promise<void> {
                 `max |Δ log p| ${worstLog.toExponential(2)} (tokens with p > 1e-4), same argmax at ${argmaxSame}/${promptLen}`;
               await seq.clearHistory();
             }
-            // Warm-up, then the timed run.
-            for (let rep = 0; rep < 2; rep++) {
-              const tokens: number[] = [];
-              const stamps: number[] = [];
-              const start = performance.now();
-              for await (const g of seq.evaluate(prompt.map((t) => toG(t) as Token), { temperature: 0 })) {
-                stamps.push(performance.now());
-                tokens.push(fromG(g));
-                if (tokens.length > nTokens) break;
+            // sparselm's decoders on the same prompt, same threads: the dense one on the same weights, and the sparse ones.
+            const engines = [new DecodeEngine(config, raw, { threads, maxContext: promptLen + nTokens + 8 })];
+            try {
+              for (const [, sc] of sparseConfigs) engines.push(new DecodeEngine(sc, lazyRandomParams(sc, 7), { threads, maxContext: promptLen + nTokens + 8 }));
+              // Rounds: llama.cpp, then each engine, in turn (round 0 is the warm-up), so
+              // load from other work on the shared machine falls on all of them alike.
+              const l: Timing[] = [], e: Timing[][] = engines.map(() => []);
+              for (let round = 0; round <= rounds; round++) {
+                const tokens: number[] = [];
+                const stamps: number[] = [];
+                const start = performance.now();
+                for await (const g of seq.evaluate(prompt.map((t) => toG(t) as Token), { temperature: 0 })) {
+                  stamps.push(performance.now());
+                  tokens.push(fromG(g));
+                  if (tokens.length > nTokens) break;
+                }
+                await seq.clearHistory();
+                const gaps = stamps.slice(1).map((s, i) => s - stamps[i]);
+                const rows = engines.map((engine) => engineTiming(engine, prompt, nTokens, threads));
+                if (round === 0) continue;
+                l.push({ threads, promptTokS: promptLen / ((stamps[0] - start) / 1000), tokenMs: median(gaps), tokens });
+                rows.forEach((r, i) => e[i].push(r));
               }
-              await seq.clearHistory();
-              const gaps = stamps.slice(1).map((s, i) => s - stamps[i]);
-              if (rep === 1) llamaRows.push({ threads, promptTokS: promptLen / ((stamps[0] - start) / 1000), tokenMs: median(gaps), tokens });
+              llamaRows.push(medianTiming(l));
+              engineRows.push(medianTiming(e[0]));
+              ratios.push(median(l.map((x, i) => e[0][i].tokenMs / x.tokenMs)));
+              sparseConfigs.forEach(([name], i) => sparseRows.push({ name, row: medianTiming(e[i + 1]), bytes: engines[i + 1].last.weightBytes }));
+            } finally {
+              for (const engine of engines) engine.dispose();
             }
           } finally {
             await ctx.dispose();
@@ -209,36 +240,6 @@ export async function runLlamacpp(args: readonly string[]): Promise<void> {
       await llama.dispose();
     }
 
-    // sparselm's batch-1 decoder on the same weights.
-    const engineRows: Timing[] = [];
-    for (const threads of threadList) {
-      const engine = new DecodeEngine(config, raw, { threads, maxContext: promptLen + nTokens + 8 });
-      try {
-        engineRows.push(engineTiming(engine, prompt, nTokens, threads));
-      } finally {
-        engine.dispose();
-      }
-    }
-
-    // The sparse models of the same shape (same threads, prompt and token count).
-    const sparseVariants: [string, Record<string, unknown>][] = flags.get('sparse') === 'false' ? [] : [['Sparse FF + QKV', {}]];
-    if (sparseVariants.length > 0 && vocab % 4 === 0) sparseVariants.push(['Sparse FF + QKV + sparse loss', { output: 'sparse' }]); // S_loss = 4 must divide V
-    const sparseRows: { name: string; row: Timing; bytes: number }[] = [];
-    for (const [name, extra] of sparseVariants) {
-      const sc = makeConfig({
-        ...config, ffn: 'sparse', attn: 'sparse', activation: 'relu', d_ff: 6144, sparse_block: 64, sparse_lowrank: 96,
-        qkv_modules: 16, qkv_conv_length: 3, loss_modules: 4, ...extra,
-      });
-      for (const threads of threadList) {
-        const engine = new DecodeEngine(sc, lazyRandomParams(sc, 7), { threads, maxContext: promptLen + nTokens + 8 });
-        try {
-          const row = engineTiming(engine, prompt, nTokens, threads);
-          sparseRows.push({ name, row, bytes: engine.last.weightBytes });
-        } finally {
-          engine.dispose();
-        }
-      }
-    }
 
     const gb = summary.bytes / 1e9;
     console.log('| threads | llama.cpp ms/token | llama.cpp tokens/s | llama.cpp GB/s | llama.cpp prompt tok/s | sparselm DecodeEngine ms/token | DecodeEngine tokens/s | DecodeEngine GB/s | DecodeEngine prompt tok/s | DecodeEngine ms / llama.cpp ms | same greedy tokens |');
@@ -249,7 +250,7 @@ export async function runLlamacpp(args: readonly string[]): Promise<void> {
       let same = 0;
       while (same < Math.min(l.tokens.length, e.tokens.length) && l.tokens[same] === e.tokens[same]) same++;
       console.log(`| ${l.threads} | ${fmt(l.tokenMs)} | ${fmt(1000 / l.tokenMs)} | ${fmt(gb / (l.tokenMs / 1000))} | ${fmt(l.promptTokS, 0)} | ` +
-        `${fmt(e.tokenMs)} | ${fmt(1000 / e.tokenMs)} | ${fmt(gb / (e.tokenMs / 1000))} | ${fmt(e.promptTokS, 0)} | ${fmt(e.tokenMs / l.tokenMs, 2)}x | ${same}/${l.tokens.length} |`);
+        `${fmt(e.tokenMs)} | ${fmt(1000 / e.tokenMs)} | ${fmt(gb / (e.tokenMs / 1000))} | ${fmt(e.promptTokS, 0)} | ${fmt(ratios[i], 2)}x | ${same}/${l.tokens.length} |`);
     }
     if (sparseRows.length > 0) {
       console.log(`\nsparse models of the same shape (sparselm DecodeEngine) against llama.cpp's dense decoding, same threads and prompt:`);

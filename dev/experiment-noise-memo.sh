@@ -5,7 +5,8 @@
 # corpus's training split (10 documents, 32,909 bytes), seen about 7.8 times in
 # 250 steps of 16 x 64 tokens; the noisy label of a token is the same every epoch
 # (src/data/packing.ts). Dense and Top-k (k = 32 of 256) at label noise 0 and 0.3,
-# the same shape as dev/experiment-noise.sh, evaluated on clean validation data.
+# and dense with random labels (the paper's random-label run memorises them), the
+# same shape as dev/experiment-noise.sh, evaluated on clean validation data.
 # Usage: dev/experiment-noise-memo.sh [runs-dir] [steps]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,4 +38,5 @@ for p in 0 0.3; do
   run "dense-p$p" --ffn dense --label-noise "$p"
   run "topk-p$p" --ffn topk --topk-k 32 --label-noise "$p"
 done
+run dense-random-labels --ffn dense --random-labels
 echo "all done ($(date -u +%H:%M:%S))"

@@ -4,13 +4,17 @@
 // sparsity over steps, validation loss) and noise-eval.json
 // (dev/experiment-noise-eval.mjs: clean-validation NLL, ECE, corrupted-input
 // NLL, per-layer nonzero fraction).
-// Usage: node dev/experiment-noise-summary.mjs [runs-dir]
+// With a second directory (dev/experiment-noise-memo.sh), also the
+// memorisation-regime table: clean validation loss over steps, final training
+// loss on the (noisy) training targets, ECE.
+// Usage: node dev/experiment-noise-summary.mjs [runs-dir] [memo-runs-dir]
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const runs = process.argv[2] ?? '/work/runs/noise';
-const metrics = (name) => readFileSync(join(runs, name, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-const evalOf = (name) => (existsSync(join(runs, name, 'noise-eval.json')) ? JSON.parse(readFileSync(join(runs, name, 'noise-eval.json'), 'utf8')) : null);
+const memo = process.argv[3];
+const metrics = (name, dir = runs) => readFileSync(join(dir, name, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const evalOf = (name, dir = runs) => (existsSync(join(dir, name, 'noise-eval.json')) ? JSON.parse(readFileSync(join(dir, name, 'noise-eval.json'), 'utf8')) : null);
 const f4 = (x) => (x === undefined || x === null || Number.isNaN(x) ? '-' : x.toFixed(4));
 const pct = (x) => (x === undefined || x === null ? '-' : `${(100 * x).toFixed(1)}%`);
 const lastVal = (name) => { const v = metrics(name).filter((m) => m.val_loss !== undefined); return v[v.length - 1]; };
@@ -59,6 +63,9 @@ for (const [name, label] of bRuns) {
   for (const s of steps) { const r = m.find((x) => x.step === s); if (r) console.log(`| ${s} | ${layers.map((l) => pct(r.sparsity[l])).join(' | ')} |`); }
   if (e) console.log(`| validation (analyze) | ${layers.map((l) => pct(e.nonzero[l])).join(' | ')} |`);
   if (e) console.log(`| dead neurons (of ${e.d_ff}) | ${layers.map((l) => e.dead[l]).join(' | ')} |`);
+  const a = existsSync(join(runs, name, 'analysis.json')) ? JSON.parse(readFileSync(join(runs, name, 'analysis.json'), 'utf8')) : null;
+  if (a) console.log(`| always-on neurons | ${a.layers.map((l) => l.firing.alwaysOn).join(' | ')} |`);
+  if (a && e) console.log(`| % nonzero among the neurons not dead | ${a.layers.map((l) => pct((l.nonzero.fraction.mean * e.d_ff) / (e.d_ff - l.firing.dead))).join(' | ')} |`);
   console.log('');
 }
 
@@ -76,4 +83,30 @@ for (const name of ['dense-p0-s0', 'topk-p0-s0', 'sparse-p0-s0']) {
   if (!existsSync(join(runs, name, 'metrics.jsonl'))) continue;
   const m = metrics(name).filter((x) => x.tokens_per_s !== undefined);
   console.log(`- ${name}: ${Math.round(m[m.length - 1].tokens_per_s)} tokens/s`);
+}
+
+if (memo) {
+  console.log('\n### Memorisation regime: 32 KB of training data, about 7.8 epochs (seed 0)\n');
+  console.log('| model | label noise | val loss @50 | @100 | @150 | @200 | @250 | train loss (last 50 steps, noisy targets) | ECE (equal width) | mean confidence | accuracy |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const [kind, label] of kinds.slice(0, 2)) for (const p of ['0', '0.3']) {
+    const name = `${kind}-p${p}`;
+    if (!existsSync(join(memo, name, 'metrics.jsonl'))) { console.log(`| ${label} | ${p} | (not run) |||||||||`); continue; }
+    const m = metrics(name, memo);
+    const v = (s) => f4(m.find((x) => x.step === s && x.val_loss !== undefined)?.val_loss);
+    const tr = m.filter((x) => x.loss !== undefined && x.step > m.filter((y) => y.loss !== undefined).at(-1).step - 50).map((x) => x.loss);
+    const e = evalOf(name, memo);
+    console.log(`| ${label} | ${p} | ${[50, 100, 150, 200, 250].map(v).join(' | ')} | ${f4(mean(tr))} | ${f4(e?.calibration['0'].eceEqualWidth)} | ${f4(e?.calibration['0'].meanConfidence)} | ${f4(e?.calibration['0'].accuracy)} |`);
+  }
+  const name = 'dense-random-labels';
+  if (existsSync(join(memo, name, 'metrics.jsonl'))) {
+    const m = metrics(name, memo).filter((x) => x.sparsity !== undefined);
+    const layers = Object.keys(m[0].sparsity);
+    const e = evalOf(name, memo);
+    console.log(`\nDense with random labels, memorisation regime: % nonzero on training batches over steps (training loss on the random targets in the last column; ln 257 = 5.549):\n`);
+    console.log(`| step | ${layers.join(' | ')} | train loss |`);
+    console.log(`| ---: | ${layers.map(() => '---:').join(' | ')} | ---: |`);
+    for (const s of [10, 50, 100, 150, 200, 250]) { const r = m.find((x) => x.step === s); if (r) console.log(`| ${s} | ${layers.map((l) => pct(r.sparsity[l])).join(' | ')} | ${f4(r.loss)} |`); }
+    if (e) console.log(`| validation (analyze) | ${layers.map((l) => pct(e.nonzero[l])).join(' | ')} | |`);
+  }
 }

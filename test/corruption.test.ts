@@ -152,9 +152,12 @@ describe('training-data corruption', () => {
     assert.ok(lines.some((l) => /^training data corrupted: each target replaced with probability 0\.3 by a uniformly random token id; inputs clean/.test(l)), lines.join('\n'));
     const dir = tmp();
     const first = await train({ out: dir, settings: noisy, configFields: fields(), resume: false, log: () => undefined, stopAfter: 4 }); // 8 micro-batches of 4: mid-way through a 12-sequence shuffle block
-    // Resumed with clean settings passed in: the run keeps the corruption it was started with.
-    const second = await train({ out: dir, settings: settings(), configFields: {}, resume: true, log: () => undefined });
+    // Resumed with other settings passed in: the run keeps the corruption it was started with, and says so.
+    const resumeLog: string[] = [];
+    const second = await train({ out: dir, settings: settings({ randomInputs: true }), configFields: {}, resume: true, log: (l) => resumeLog.push(l) });
     assert.deepEqual([...first.losses, ...second.losses], whole.losses);
+    assert.ok(resumeLog.includes('resume: the run keeps its own training-data corruption {"labelNoise":0.3,"randomLabels":false,"randomInputs":false}; '
+      + 'the corruption asked for now {"labelNoise":0,"randomLabels":false,"randomInputs":true} is ignored'), resumeLog.join('\n'));
     assert.equal(second.finalValLoss, whole.finalValLoss);
     const saved = loadCheckpoint(dir).trainer as { settings: TrainSettings };
     assert.equal(saved.settings.labelNoise, 0.3);

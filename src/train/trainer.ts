@@ -169,6 +169,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     optimizerState = ck.optimizer;
     truncateMetrics(join(out, 'metrics.jsonl'), step);
     log(`resuming ${out} at step ${step}`);
+    // Like every other setting, the corruption is the run's own; say so when the caller asked for another.
+    const asked = corruptionOfSettings(opts.settings);
+    const kept = corruptionOfSettings(settings);
+    if (isCorrupting(asked) && JSON.stringify(asked) !== JSON.stringify(kept)) {
+      log(`resume: the run keeps its own training-data corruption ${JSON.stringify(kept)}; the corruption asked for now ${JSON.stringify(asked)} is ignored`);
+    }
   } else {
     settings = opts.settings;
     makeSchedule(makeSchedulerConfig(settings)); // fail fast on bad settings, before any data is read

@@ -53,6 +53,13 @@ export const MAX_THREADS = 64;
 export const SEQ = 0;
 export const DONE = 16;
 export const ERR = 48;
+/**
+ * Set by the main thread before a multi-threaded OpenBLAS call, cleared when it posts a
+ * job: while set, idle workers stop polling and sleep at once, so they do not take
+ * cores from OpenBLAS's own threads (on 2 cores, both spinning made the call slower
+ * than one thread).
+ */
+export const NAP = 32;
 export const NEXT = 768;      // byte 3072
 export const COMPLETE = 784;  // byte 3136
 export const NCHUNKS = 800;   // byte 3200

@@ -23,7 +23,7 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { loadBlas, type Blas } from './blas.js';
 import { adviseHugePages, nativeAddress } from './native.js';
 import {
-  A_CHUNK, A_MEM, A_N, A_PART, A_PSTRIDE, ARGS, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, MAX_THREADS, NCHUNKS, NEXT, Op, RANGES,
+  A_CHUNK, A_MEM, A_N, A_PART, A_PSTRIDE, ARGS, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, MAX_THREADS, NAP, NCHUNKS, NEXT, Op, RANGES,
   RESULTS, SEQ, TAG_BITS, runChunks, runShare, type KernelExports,
 } from './exec.js';
 import { MAX_PAGES, SharedHeap, memoryOf, newSharedMemory, offsetOf, type WasmHeap } from './heap.js';
@@ -288,6 +288,7 @@ class Kernels implements CpuKernels {
 
   // Post a job: SEQ carries the op (see exec.ts).
   private post(op: number): void {
+    Atomics.store(this.i32, NAP, 0);
     Atomics.store(this.i32, SEQ, (this.jobs << 4) | op);
     Atomics.notify(this.i32, SEQ);
   }
@@ -375,6 +376,11 @@ class Kernels implements CpuKernels {
     return Math.min(64, Math.max(8, Math.ceil(n / (8 * this.threads) / 8) * 8));
   }
 
+  // Before an OpenBLAS call on more than one thread: let our idle workers sleep (exec.ts NAP).
+  private yieldToBlas(): void {
+    if (this.threads > 1) Atomics.store(this.i32, NAP, 1);
+  }
+
   // The native address of heap address p (for OpenBLAS, which reads any memory).
   private native(p: number): number {
     return this.nativeBases[memoryOf(p)] + offsetOf(p);
@@ -384,6 +390,7 @@ class Kernels implements CpuKernels {
     checkInt('rows', rows); checkInt('cols', cols);
     if (this.blasGemv && rows > 0 && cols > 0) {
       if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+      this.yieldToBlas();
       (this.blasLib as Blas).sgemvAt(false, rows, cols, 1, this.native(pW), cols, this.native(pX), 0, this.native(pY), 1);
       return;
     }
@@ -398,6 +405,7 @@ class Kernels implements CpuKernels {
     checkInt('rows', rows); checkInt('cols', cols);
     if (this.blasGemv && rows > 0 && cols > 0) {
       if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+      this.yieldToBlas();
       (this.blasLib as Blas).sgemvAt(true, rows, cols, 1, this.native(pW), cols, this.native(pX), accumulate ? 1 : 0, this.native(pY), 1);
       return;
     }
@@ -524,6 +532,7 @@ class Kernels implements CpuKernels {
     if (M === 0 || N === 0) return;
     if (this.disposed) throw new Error('cpu kernels: used after dispose()');
     if (this.blasLib !== null && K > 0) {
+      this.yieldToBlas();
       this.blasLib.sgemmAt(transA, transB, M, N, K, 1, this.native(pA), lda, this.native(pB), ldb, accumulate ? 1 : 0, this.native(pC), ldc, this.threads);
       return;
     }
@@ -570,6 +579,7 @@ class Kernels implements CpuKernels {
     if (bRows > 0 && (ldb < bCols || bOff + (bRows - 1) * ldb + bCols > b.length)) throw new RangeError('matmul: b too short for its shape');
     if (ldc < N || cOff + (M - 1) * ldc + N > c.length) throw new RangeError('matmul: c too short for its shape');
     if (this.blasLib !== null && K > 0) {
+      this.yieldToBlas();
       this.blasLib.sgemm(transA, transB, M, N, K, 1, a.subarray(aOff), lda, b.subarray(bOff), ldb, 0, c.subarray(cOff), ldc, this.threads);
       return;
     }

@@ -3,7 +3,7 @@
 // (protocol in exec.ts). Not an entry point for users; started by kernels.ts.
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { wasm, type WasmMemory, type WasmModule } from './wasm-api.js';
-import { DONE, ERR, Op, SEQ, TAG_BITS, isChunked, runChunks, runShare, type KernelExports } from './exec.js';
+import { DONE, ERR, NAP, Op, SEQ, TAG_BITS, isChunked, runChunks, runShare, type KernelExports } from './exec.js';
 
 interface WorkerInit {
   module: WasmModule;
@@ -40,7 +40,7 @@ for (;;) {
     const t0 = performance.now();
     for (let k = 1; s === seen; k++) {
       s = Atomics.load(i32, SEQ);
-      if ((k & 1023) === 0 && performance.now() - t0 > init.spinMs) break;
+      if ((k & 1023) === 0 && (performance.now() - t0 > init.spinMs || Atomics.load(i32, NAP) !== 0)) break;
     }
   }
   while (s === seen) {

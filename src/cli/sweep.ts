@@ -37,14 +37,14 @@ import { samplePath } from '../data/documents.js';
 import { loadTokenizer } from '../data/tokenizer.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { listCheckpoints, loadCheckpoint } from '../io/checkpoint.js';
-import { DEFAULT_CONFIG, makeConfig } from '../models/config.js';
+import { makeConfig } from '../models/config.js';
 import { countParameters } from '../models/params.js';
 import { loadPreset, presetConfig } from '../models/presets.js';
 import { checkParameters } from '../models/transformer.js';
 import { tensor } from '../tensor/create.js';
 import { SparselmError } from '../tensor/errors.js';
 import { intArg } from './args.js';
-import { addTrainCommands } from './train.js';
+import { addTrainCommands, configFieldsOf } from './train.js';
 
 export const SWEEP_VERSION = 1;
 export const SWEEP_KIND = 'depth-width';
@@ -156,8 +156,6 @@ async function runTrainCommand(args: string[], dryRun: boolean): Promise<Record<
   return opts;
 }
 
-const fieldOf = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-
 interface Plan {
   trainArgs: string[];
   steps: number;
@@ -181,11 +179,7 @@ async function plan(o: SweepOptions): Promise<Plan> {
   if (o.tokens !== undefined && stepsGiven) throw new SparselmError('sweep: give the budget as --tokens or as --steps, not both');
   const preset = loadPreset(probe.preset as string);
   const pt = (preset.train ?? {}) as Record<string, unknown>;
-  const overrides: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(probe)) {
-    const field = fieldOf(key);
-    if (field in DEFAULT_CONFIG && value !== undefined) overrides[field] = value;
-  }
+  const overrides = configFieldsOf(probe);
   let contextLength = 0;
   for (const L of o.layers) {
     for (const F of o.dff) {

@@ -25,6 +25,16 @@ import { SparselmError } from '../tensor/errors.js';
 const flagOf = (field: string) => `--${field.replace(/_/g, '-')}`;
 const fieldOf = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
+/** The model config fields given as flags, from the train command's parsed options (commander's camelCase keys). */
+export function configFieldsOf(options: Record<string, unknown>): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) {
+    const field = fieldOf(key);
+    if (field in DEFAULT_CONFIG && value !== undefined) fields[field] = value;
+  }
+  return fields;
+}
+
 function parseField(field: string, def: unknown) {
   return (value: string): unknown => {
     if (field === 'topk_k') {
@@ -94,11 +104,7 @@ export function addTrainCommands(program: Command): void {
     if (o.threads !== undefined) configureCpu({ threads: o.threads as number });
     const preset = loadPreset(o.preset as string);
     const pt = (preset.train ?? {}) as Record<string, unknown>;
-    const configOverrides: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(o)) {
-      const field = fieldOf(key);
-      if (field in DEFAULT_CONFIG && value !== undefined) configOverrides[field] = value;
-    }
+    const configOverrides = configFieldsOf(o);
     if (o.randomLabels === true && (o.labelNoise as number) > 0) {
       throw new SparselmError(`train: --label-noise ${o.labelNoise as number} and --random-labels cannot be combined: random labels already replace every target (they are --label-noise 1)`);
     }

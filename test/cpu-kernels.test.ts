@@ -327,10 +327,12 @@ test('heap over several memories: addresses, views, free, and kernels whose oper
       // One thread: bit-identical (same arithmetic, another memory). Two: chunks are claimed
       // dynamically, so a gathered sum's split between threads (and its rounding) varies
       // from call to call; both results are then within gamma(cols + 1)·Σ|terms| of the
-      // exact sum, so of each other within twice that (bounded here by the row norms).
+      // exact sum, so of each other within twice that. Every product here has at most
+      // K = max(rows, cols) + 1 terms (the +1: axpyRows' y), each of magnitude <= 1.
       const same = (a: Float32Array, b: Float32Array, what: string) => {
         if (threads === 1) { assert.deepEqual(Array.from(a), Array.from(b), what); return; }
-        const bound = 2 * gamma(rows + 1) * rows * 2; // |w|, |coef|, |x| <= 1, x = 0.5 + ..., at most rows terms
+        const K = Math.max(rows, cols) + 1;
+        const bound = 2 * gamma(K) * K;
         for (let i = 0; i < a.length; i++) if (!(Math.abs(a[i] - b[i]) <= bound)) assert.fail(`${what}: element ${i}: ${a[i]} vs ${b[i]}`);
       };
       k.gemv(W, rows, cols, x, y); one.gemv(W1, rows, cols, x1, y1);

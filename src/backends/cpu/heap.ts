@@ -99,11 +99,6 @@ export class MemoryArena {
     return p;
   }
 
-  /** True when p is a live block of this arena. */
-  owns(p: number): boolean {
-    return this.live.has(p);
-  }
-
   free(p: number): void {
     const size = this.live.get(p);
     const start = this.carved.get(p);
@@ -132,13 +127,6 @@ export class MemoryArena {
       this.top = blk.p;
       this.freeList.splice(i, 1);
     }
-  }
-
-  /** Bytes currently handed out. */
-  liveBytes(): number {
-    let s = 0;
-    for (const v of this.live.values()) s += v;
-    return s;
   }
 
   private ensure(end: number): void {
@@ -219,10 +207,5 @@ export class SharedHeap implements WasmHeap {
 
   i32(p: number, n: number): Int32Array {
     return new Int32Array(this.memoryList[memoryOf(p)].buffer, offsetOf(p), n);
-  }
-
-  /** Bytes currently handed out over all memories (for tests and leak checks). */
-  liveBytes(): number {
-    return this.arenas.reduce((s, a) => s + a.liveBytes(), 0);
   }
 }

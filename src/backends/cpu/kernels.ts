@@ -151,8 +151,7 @@ function checkInt(name: string, v: number): void {
 
 /** What the main thread keeps per memory (offsets are byte offsets in that memory). */
 interface MemoryState {
-  ex: KernelExports;
-  /** GEMM scratch of thread t, for t < threads. */
+  /** GEMM scratch of thread t, for t < threads (workers get theirs when started or through AddMemory). */
   scratch: number[];
   /** axpyRows: the partial ys of threads 1.. (address) and its size. */
   partial: number; partialBytes: number;
@@ -168,8 +167,8 @@ class Kernels implements CpuKernels {
   readonly heap: SharedHeap;
   private readonly module: WasmModule;
   private readonly mems: MemoryState[] = [];
-  private readonly exs: KernelExports[] = [];
-  private readonly scratch0: number[] = []; // the main thread's scratch offset per memory
+  private readonly exs: KernelExports[] = []; // the main thread's kernels instance per memory
+  private readonly scratch0: number[] = []; // the main thread's scratch offset per memory (runShare's argument)
   private readonly nativeBases: number[] = []; // OpenBLAS: native address of each memory's byte 0
   private readonly blasLib: Blas | null;
   private readonly workers: Worker[] = [];
@@ -231,7 +230,7 @@ class Kernels implements CpuKernels {
     const sb = ex.gemmScratchBytes();
     const scratch: number[] = [];
     for (let t = 0; t < this.threads; t++) scratch.push(offsetOf(this.heap.allocIn(m, sb, 64)));
-    this.mems.push({ ex, scratch, partial: 0, partialBytes: 0, stage: 0, stageBytes: 0 });
+    this.mems.push({ scratch, partial: 0, partialBytes: 0, stage: 0, stageBytes: 0 });
     this.exs.push(ex);
     this.scratch0.push(scratch[0]);
     if (this.blasLib !== null) this.nativeBases.push(nativeAddress(memory.buffer) ?? 0);
@@ -449,7 +448,7 @@ class Kernels implements CpuKernels {
     a[ARGS + 3] = this.place(pCoef, nIdx * 4, true, false); a[ARGS + 4] = y;
     a[ARGS + A_PART] = offsetOf(s.partial); a[ARGS + A_PSTRIDE] = stride;
     this.runChunked(Op.AxpyRows, nIdx, this.rowChunk(nIdx), par);
-    if (par) for (let t = 1; t < this.threads; t++) if (a[RESULTS + t] !== 0) s.ex.addTo(y, offsetOf(s.partial) + (t - 1) * stride, cols);
+    if (par) for (let t = 1; t < this.threads; t++) if (a[RESULTS + t] !== 0) this.exs[m].addTo(y, offsetOf(s.partial) + (t - 1) * stride, cols);
     this.end();
   }
 
@@ -474,7 +473,7 @@ class Kernels implements CpuKernels {
     this.begin(m, kvBytes + (2 * H * hd + T) * 4);
     const v = this.place(pV, kvBytes, true, false), q = this.place(pQ, H * hd * 4, true, false);
     const out = this.place(pOut, H * hd * 4, false, true), sc = this.place(pS, T * 4, false, false);
-    this.mems[m].ex.attention(q, offsetOf(pK), v, out, sc, H, group, T, hd, kvStride, scale);
+    this.exs[m].attention(q, offsetOf(pK), v, out, sc, H, group, T, hd, kvStride, scale);
     this.end();
   }
 
@@ -483,7 +482,7 @@ class Kernels implements CpuKernels {
     const m = memoryOf(pD);
     this.begin(m, (n + rows * n) * 4);
     const x = this.place(pX, n * 4, true, false), out = this.place(pOut, rows * n * 4, false, true);
-    this.mems[m].ex.mulRows(x, offsetOf(pD), out, rows, n);
+    this.exs[m].mulRows(x, offsetOf(pD), out, rows, n);
     this.end();
   }
 
@@ -491,7 +490,7 @@ class Kernels implements CpuKernels {
     checkInt('rows', rows); checkInt('n', n);
     const m = memoryOf(pY);
     this.begin(m, n * 4);
-    this.mems[m].ex.addRows(offsetOf(pY), this.place(pB, n * 4, true, false), rows, n);
+    this.exs[m].addRows(offsetOf(pY), this.place(pB, n * 4, true, false), rows, n);
     this.end();
   }
 
@@ -501,7 +500,7 @@ class Kernels implements CpuKernels {
     const m = memoryOf(pCol);
     this.begin(m, (Fl * d) * 4);
     const state = this.place(pState, (Fl - 1) * d * 4, true, false), cur = this.place(pCur, d * 4, true, false);
-    this.mems[m].ex.im2col(state, cur, offsetOf(pCol), S, M, Fl, Fw, d);
+    this.exs[m].im2col(state, cur, offsetOf(pCol), S, M, Fl, Fw, d);
     this.end();
   }
 
@@ -510,7 +509,7 @@ class Kernels implements CpuKernels {
     if (N < 1) throw new RangeError(`cpu kernels: blockArgmax needs N >= 1, got ${N}`);
     const m = memoryOf(pL);
     this.begin(m, nb * 4);
-    this.mems[m].ex.blockArgmax(offsetOf(pL), this.place(pIdx, nb * 4, false, true), nb, N);
+    this.exs[m].blockArgmax(offsetOf(pL), this.place(pIdx, nb * 4, false, true), nb, N);
     this.end();
   }
 

@@ -30,6 +30,7 @@
 import { createKernels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 import { DecodeEngine } from '../src/decode/engine.js';
 import { makeConfig, type ModelConfig } from '../src/models/config.js';
+import { loadPreset, presetConfig } from '../src/models/presets.js';
 import { lazyRandomParams, median } from './util.js';
 
 export interface DecodeBenchOptions {
@@ -41,50 +42,47 @@ export interface DecodeBenchOptions {
 /** paper: [ms/token or null, ms/block] on their machine (spec/results.md). */
 interface Variant { name: string; overrides: Record<string, unknown>; skipZeros: boolean; paper?: [number | null, number]; contexts?: boolean }
 
-// spec/results.md, 800M: decode time per token and per block, seconds and ms.
-const PRESETS: Record<string, { base: Record<string, unknown>; variants: Variant[] }> = {
+// The shapes come from presets/*.json (presetConfig adds a preset's with_sparse_qkv
+// fields, the larger d_ff and d_lowrank of the Sparse QKV rows, when attn is sparse);
+// `bench` holds what the benchmark fixes on top: the reference models' ReLU FF with
+// biases, LayerNorm and RoPE, and for the 17B block a cut vocabulary (see above).
+// paper: spec/results.md, decode time per token (ms, 800M) and per block (ms).
+const REFERENCE_FF = { activation: 'relu', ffn_bias: true, norm: 'layernorm', positions: 'rope' };
+const PRESETS: Record<string, { preset: string; bench: Record<string, unknown>; variants: Variant[] }> = {
   '800m': {
-    base: {
-      vocab_size: 32000, context_length: 128, d_model: 1024, n_layers: 24, n_heads: 16, n_kv_heads: 16, d_ff: 4096,
-      activation: 'relu', ffn_bias: true, norm: 'layernorm', positions: 'rope',
-      sparse_block: 64, sparse_lowrank: 64, qkv_modules: 16, qkv_conv_length: 3, loss_modules: 4,
-    },
+    preset: '800m',
+    bench: REFERENCE_FF,
     variants: [
       { name: 'baseline dense', overrides: {}, skipZeros: false, paper: [160, 5.9], contexts: true },
       { name: 'dense, ReLU zeros skipped', overrides: {}, skipZeros: true },
       { name: 'Top-k FF (k = 128 of 4096)', overrides: { ffn: 'topk', topk_k: 128 }, skipZeros: false },
       { name: '+ Sparse FF', overrides: { ffn: 'sparse' }, skipZeros: false, paper: [93, 3.1] },
-      { name: '+ Sparse QKV', overrides: { attn: 'sparse', d_ff: 6144 }, skipZeros: false, paper: [152, 6.2] },
-      { name: '+ Sparse FF + QKV', overrides: { ffn: 'sparse', attn: 'sparse', d_ff: 6144, sparse_lowrank: 96 }, skipZeros: false, paper: [61, 1.9], contexts: true },
-      { name: '+ FF + QKV + sparse loss', overrides: { ffn: 'sparse', attn: 'sparse', d_ff: 6144, sparse_lowrank: 96, output: 'sparse' }, skipZeros: false, contexts: true },
+      { name: '+ Sparse QKV', overrides: { attn: 'sparse' }, skipZeros: false, paper: [152, 6.2] },
+      { name: '+ Sparse FF + QKV', overrides: { ffn: 'sparse', attn: 'sparse' }, skipZeros: false, paper: [61, 1.9], contexts: true },
+      { name: '+ FF + QKV + sparse loss', overrides: { ffn: 'sparse', attn: 'sparse', output: 'sparse' }, skipZeros: false, contexts: true },
     ],
   },
-  // One block of the 17B-class model (presets/17b-block.json; spec/results.md).
+  // One block of the 17B-class model.
   '17b': {
-    base: {
-      vocab_size: 1000, context_length: 128, d_model: 9216, n_layers: 1, n_heads: 96, n_kv_heads: 96, d_ff: 40960,
-      activation: 'relu', ffn_bias: true, norm: 'layernorm', positions: 'rope',
-      sparse_block: 256, sparse_lowrank: 32, qkv_modules: 64, qkv_conv_length: 3, loss_modules: 8,
-    },
+    preset: '17b-block',
+    bench: { ...REFERENCE_FF, vocab_size: 1000 },
     variants: [
       { name: 'baseline dense', overrides: {}, skipZeros: false, paper: [null, 581] },
       { name: '+ Sparse FF', overrides: { ffn: 'sparse' }, skipZeros: false, paper: [null, 259] },
-      { name: '+ Sparse QKV', overrides: { attn: 'sparse', d_ff: 65536 }, skipZeros: false, paper: [null, 554] },
-      { name: '+ Sparse FF + QKV', overrides: { ffn: 'sparse', attn: 'sparse', d_ff: 65536 }, skipZeros: false, paper: [null, 14] },
+      { name: '+ Sparse QKV', overrides: { attn: 'sparse' }, skipZeros: false, paper: [null, 554] },
+      { name: '+ Sparse FF + QKV', overrides: { ffn: 'sparse', attn: 'sparse' }, skipZeros: false, paper: [null, 14] },
     ],
   },
-  // A small shape for a quick look (seconds): same variants, 1/4 the width.
+  // The small preset, for a quick look (seconds).
   small: {
-    base: {
-      vocab_size: 8000, context_length: 128, d_model: 256, n_layers: 6, n_heads: 4, n_kv_heads: 4, d_ff: 1024,
-      activation: 'relu', ffn_bias: true, sparse_block: 32, sparse_lowrank: 32, qkv_modules: 4, loss_modules: 4,
-    },
+    preset: 'small',
+    bench: { ...REFERENCE_FF, vocab_size: 8000 },
     variants: [
       { name: 'baseline dense', overrides: {}, skipZeros: false, contexts: true },
       { name: '+ Sparse FF', overrides: { ffn: 'sparse' }, skipZeros: false },
-      { name: '+ Sparse QKV', overrides: { attn: 'sparse', d_ff: 1536 }, skipZeros: false },
-      { name: '+ Sparse FF + QKV', overrides: { ffn: 'sparse', attn: 'sparse', d_ff: 1536, sparse_lowrank: 48 }, skipZeros: false },
-      { name: '+ FF + QKV + sparse loss', overrides: { ffn: 'sparse', attn: 'sparse', d_ff: 1536, sparse_lowrank: 48, output: 'sparse' }, skipZeros: false, contexts: true },
+      { name: '+ Sparse QKV', overrides: { attn: 'sparse' }, skipZeros: false },
+      { name: '+ Sparse FF + QKV', overrides: { ffn: 'sparse', attn: 'sparse' }, skipZeros: false },
+      { name: '+ FF + QKV + sparse loss', overrides: { ffn: 'sparse', attn: 'sparse', output: 'sparse' }, skipZeros: false, contexts: true },
     ],
   },
 };
@@ -171,7 +169,8 @@ function atContext(engine: DecodeEngine, config: ModelConfig, name: string, L: n
 export function runDecode(o: DecodeBenchOptions): void {
   const preset = PRESETS[o.preset];
   if (!preset) throw new Error(`bench decode: unknown preset '${o.preset}' (known: ${Object.keys(PRESETS).join(', ')})`);
-  const perBlockOnly = preset.base.n_layers === 1;
+  const shape = loadPreset(preset.preset);
+  const perBlockOnly = shape.config.n_layers === 1;
   console.log(`decode, preset ${o.preset}: batch 1, greedy, ${o.prompt}-token prompt, median over ${o.tokens} tokens after warm-up; random weights, float32`);
   for (const threads of o.threads) {
     const k = createKernels({ threads, blas: o.blas });
@@ -182,7 +181,8 @@ export function runDecode(o: DecodeBenchOptions): void {
     const contextRows: ContextRow[] = [];
     try {
       for (const v of preset.variants.filter((x, i) => i === 0 || !o.only || x.name.includes(o.only))) {
-        rows.push(measure(k, makeConfig({ ...preset.base, context_length: Math.max(128, ...o.contexts.map((c) => c + o.tokens + 8)), ...v.overrides }), v, o, buf, bufBytes, contextRows));
+        const context_length = Math.max(128, ...o.contexts.map((c) => c + o.tokens + 8));
+        rows.push(measure(k, makeConfig(presetConfig(shape, { ...preset.bench, context_length, ...v.overrides })), v, o, buf, bufBytes, contextRows));
       }
     } finally {
       k.heap.free(buf);

@@ -163,7 +163,7 @@ export class DecodeEngine {
   private readonly Fl: number;
   private readonly tokEmb: Buf;
   private readonly posEmb: Buf | null;
-  private readonly outW: Buf | null; // tok_emb [V, d] (tied), or output.weight laid out as the dense products are
+  private readonly outW: Buf | null; // untied output.weight, laid out as the dense products are (null: tied, or the sparse loss layer)
   private readonly outFactored: Factored | null;
   private readonly outNormW: Buf;
   private readonly outNormB: Buf | null;
@@ -315,7 +315,7 @@ export class DecodeEngine {
         this.outFactored = factored('output', c.loss_modules, c.vocab_size / c.loss_modules);
       } else {
         this.outFactored = null;
-        this.outW = c.tied_output ? this.tokEmb : MV(d, { data: get('output.weight'), cols: c.vocab_size });
+        this.outW = c.tied_output ? null : MV(d, { data: get('output.weight'), cols: c.vocab_size });
       }
       this.weightBytesTotal = this.weightBytes;
 
@@ -491,8 +491,8 @@ export class DecodeEngine {
     if (this.outFactored) {
       this.factoredDense(this.outFactored, this.xb, this.logits);
     } else {
-      if (this.config.tied_output) this.kernels.gemv(this.tokEmb.p, V, this.d, this.xb.p, this.logits.p); // the embedding's rows
-      else this.matvec(this.outW as Buf, this.d, V, this.xb, this.logits);
+      if (this.outW) this.matvec(this.outW, this.d, V, this.xb, this.logits);
+      else this.kernels.gemv(this.tokEmb.p, V, this.d, this.xb.p, this.logits.p); // tied: the embedding's rows
       this.weightBytes += V * this.d * 4;
     }
   }

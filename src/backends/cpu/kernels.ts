@@ -18,7 +18,6 @@
 // Invariants: every pointer passed to a resident-pointer kernel is a `heap` address;
 // float pointers are 4-aligned (16-aligned is faster); outputs must not overlap inputs.
 import { availableParallelism } from 'node:os';
-import { readFileSync } from 'node:fs';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { loadBlas, type Blas } from './blas.js';
 import { adviseHugePages, nativeAddress } from './native.js';
@@ -27,11 +26,13 @@ import {
   RESULTS, SEQ, TAG_BITS, runChunks, runShare, type KernelExports,
 } from './exec.js';
 import { MAX_PAGES, SharedHeap, memoryOf, newSharedMemory, offsetOf, type WasmHeap } from './heap.js';
+import { kernelsModule, type SimdFlavor } from './module.js';
 import { wasm, type WasmMemory, type WasmModule } from './wasm-api.js';
 
 export type { WasmHeap } from './heap.js';
 export { MEMORY_SPAN, memoryOf, offsetOf } from './heap.js';
 export type { WasmMemory } from './wasm-api.js';
+export type { SimdFlavor } from './module.js';
 
 export interface KernelOptions {
   /** Threads including the main thread; default os.availableParallelism(). */
@@ -49,6 +50,8 @@ export interface KernelOptions {
   blasGemv?: boolean;
   /** Ask for transparent huge pages on the wasm memories (Linux, through koffi; default true; see native.ts). */
   hugePages?: boolean;
+  /** Which build of the wasm kernels (module.ts); default 'auto', or the SPARSELM_SIMD environment variable. */
+  simd?: SimdFlavor;
 }
 
 export interface CpuKernels {
@@ -59,6 +62,8 @@ export interface CpuKernels {
   readonly blasGemv: boolean;
   /** True when the OS accepted the huge-page advice for every memory. */
   readonly hugePages: boolean;
+  /** True when the wasm kernels fuse multiply-add (the relaxed-SIMD build, module.ts). */
+  readonly fma: boolean;
   /** Allocator over the shared memory all resident-pointer kernels read and write. */
   readonly heap: WasmHeap;
   /**
@@ -127,16 +132,6 @@ const PAR_MIN_FLOPS = 1 << 19;
 const WORKER_SPIN_MS = 2;
 const MAIN_SPIN = 1 << 20;
 
-let wasmModule: WasmModule | undefined;
-function kernelsModule(): WasmModule {
-  if (wasmModule === undefined) {
-    // build/src/backends/cpu/kernels.js -> build/wasm/kernels.wasm
-    const bytes = readFileSync(new URL('../../../wasm/kernels.wasm', import.meta.url));
-    wasmModule = new wasm.Module(bytes);
-  }
-  return wasmModule;
-}
-
 /** Split [0, n) into `parts` ranges whose inner boundaries are multiples of `align`. */
 function split(n: number, parts: number, align: number): number[] {
   const b = [0];
@@ -164,6 +159,7 @@ class Kernels implements CpuKernels {
   readonly blas: boolean;
   readonly blasGemv: boolean;
   hugePages: boolean;
+  readonly fma: boolean;
   readonly heap: SharedHeap;
   private readonly module: WasmModule;
   private readonly mems: MemoryState[] = [];
@@ -199,7 +195,10 @@ class Kernels implements CpuKernels {
     this.blas = this.blasLib !== null;
     this.blasGemv = this.blas && (opts.blasGemv ?? threads === 1);
     this.hugePages = opts.hugePages ?? true;
-    const module = (this.module = kernelsModule());
+    const env = process.env.SPARSELM_SIMD;
+    const km = kernelsModule(opts.simd ?? (env === 'plain' || env === 'relaxed' ? env : 'auto'));
+    const module = (this.module = km.module);
+    this.fma = km.fma;
     const memory = newSharedMemory();
     this.heap = new SharedHeap(memory, (mem, m) => this.addMemory(mem, m), opts.memoryBytes);
     this.addMemory(memory, 0);
@@ -207,7 +206,7 @@ class Kernels implements CpuKernels {
     this.i32 = new Int32Array(memory.buffer, this.ctl, CTL_BYTES / 4);
     this.f64 = new Float64Array(memory.buffer, this.ctl, CTL_BYTES / 8);
     this.i32.fill(0);
-    warmUp(this.exs[0], this.heap);
+    warmUp(module, this.exs[0], this.heap);
     for (let t = 1; t < threads; t++) {
       const { port1, port2 } = new MessageChannel();
       const w = new Worker(new URL('./worker.js', import.meta.url), {
@@ -623,12 +622,12 @@ class Kernels implements CpuKernels {
 // V8 first runs wasm with its baseline compiler (Liftoff, ~3-5x slower here) and
 // tiers a function up to TurboFan only after it has run a while; a call already
 // running never switches. The compiled code belongs to the module, which all
-// instances and workers share, so once per process we call every kernel on small
-// data until tier-up has had time to finish (it takes ~5 ms here).
-let warmedUp = false;
-function warmUp(ex: KernelExports, heap: SharedHeap): void {
-  if (warmedUp) return;
-  warmedUp = true;
+// instances and workers share, so once per module (build) we call every kernel on
+// small data until tier-up has had time to finish (it takes ~5 ms here).
+const warmedUp = new WeakSet<WasmModule>();
+function warmUp(module: WasmModule, ex: KernelExports, heap: SharedHeap): void {
+  if (warmedUp.has(module)) return;
+  warmedUp.add(module);
   const n = 48;
   const p = heap.alloc(4 * n * n * 4 + ex.gemmScratchBytes(), 64);
   const pa = p, pb = p + n * n * 4, pc = p + 2 * n * n * 4, pi = p + 3 * n * n * 4, ps = p + 4 * n * n * 4;

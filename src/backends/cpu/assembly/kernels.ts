@@ -1,5 +1,7 @@
 // AssemblyScript float32 kernels for the CPU backend (compiled by scripts/build-wasm.mjs
-// into build/wasm/kernels.wasm with SIMD + threads, imported shared memory).
+// twice, with SIMD + threads and imported shared memory: build/wasm/kernels.wasm, and
+// build/wasm/kernels-relaxed.wasm with relaxed SIMD, where every multiply-accumulate is
+// one fused f32x4.relaxed_madd; module.ts picks one at load time).
 //
 // What this is: leaf loops only. Every function works on raw byte pointers into the
 // one shared linear memory and on an explicit [lo, hi) range of the work, so the JS
@@ -9,10 +11,10 @@
 // the module is reentrant and all threads may run it at once on disjoint outputs.
 // Layout: float32 row-major; `ld*` arguments are row strides in elements.
 //
-// Performance notes (V8 on x64, Node 20, no FMA without flags):
+// Performance notes (V8 on x64, Node 20; FMA only in the relaxed build, see madd):
 // - V8 gives us 15 usable xmm registers (xmm15 is its scratch). GEMM
 //   uses 4x8 micro-tiles: 8 accumulators + 2 B vectors + broadcasts and mul
-//   temporaries (no FMA: each product needs a temporary register).
+//   temporaries (in the plain build each product needs a temporary register).
 // - Matrix-vector kernels are memory-bound: they keep 8 weight rows in flight at once
 //   with one accumulator each (see the notes above gemv).
 
@@ -59,6 +61,18 @@ export function readSum(p: usize, n: i32): f32 {
   return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
 }
 
+// acc + a·b on 4 lanes: every vector multiply-accumulate of every kernel goes through
+// here, so the one source compiles to both builds. ASC_FEATURE_RELAXED_SIMD is a
+// compile-time constant (`--enable relaxed-simd`), so the dead branch is never emitted:
+// the relaxed build is one f32x4.relaxed_madd (vfmadd on x64 with FMA3: one instruction,
+// one rounding, no temporary register), the plain build the mul + add it always was.
+// relaxed_madd may also round twice on hardware without FMA; either way the error
+// bound of a K-term dot product, gamma(K) · Σ|a·b|, holds (test/kernels-simd.test.ts).
+@inline function madd(a: v128, b: v128, acc: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc);
+  return f32x4.add(acc, f32x4.mul(a, b));
+}
+
 // Stores the dot products of 8 rows (byte pointers w0..w7, `cols` floats each) with x
 // as 8 consecutive floats at pY.
 @inline function dot8(w0: usize, w1: usize, w2: usize, w3: usize, w4: usize, w5: usize, w6: usize, w7: usize,
@@ -69,14 +83,14 @@ export function readSum(p: usize, n: i32): f32 {
   const oe: usize = <usize>end4 << 2;
   for (let o: usize = 0; o < oe; o += 16) {
     const x = v128.load(pX + o);
-    a0 = f32x4.add(a0, f32x4.mul(v128.load(w0 + o), x));
-    a1 = f32x4.add(a1, f32x4.mul(v128.load(w1 + o), x));
-    a2 = f32x4.add(a2, f32x4.mul(v128.load(w2 + o), x));
-    a3 = f32x4.add(a3, f32x4.mul(v128.load(w3 + o), x));
-    a4 = f32x4.add(a4, f32x4.mul(v128.load(w4 + o), x));
-    a5 = f32x4.add(a5, f32x4.mul(v128.load(w5 + o), x));
-    a6 = f32x4.add(a6, f32x4.mul(v128.load(w6 + o), x));
-    a7 = f32x4.add(a7, f32x4.mul(v128.load(w7 + o), x));
+    a0 = madd(v128.load(w0 + o), x, a0);
+    a1 = madd(v128.load(w1 + o), x, a1);
+    a2 = madd(v128.load(w2 + o), x, a2);
+    a3 = madd(v128.load(w3 + o), x, a3);
+    a4 = madd(v128.load(w4 + o), x, a4);
+    a5 = madd(v128.load(w5 + o), x, a5);
+    a6 = madd(v128.load(w6 + o), x, a6);
+    a7 = madd(v128.load(w7 + o), x, a7);
   }
   let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
   let s4 = hsum(a4), s5 = hsum(a5), s6 = hsum(a6), s7 = hsum(a7);
@@ -98,8 +112,8 @@ export function readSum(p: usize, n: i32): f32 {
   let o: usize = 0;
   const oe: usize = <usize>end8 << 2;
   for (; o < oe; o += 32) {
-    a0 = f32x4.add(a0, f32x4.mul(v128.load(w0 + o), v128.load(pX + o)));
-    b0 = f32x4.add(b0, f32x4.mul(v128.load(w0 + o, 16), v128.load(pX + o, 16)));
+    a0 = madd(v128.load(w0 + o), v128.load(pX + o), a0);
+    b0 = madd(v128.load(w0 + o, 16), v128.load(pX + o, 16), b0);
   }
   let s = hsum(f32x4.add(a0, b0));
   for (let c = end8; c < cols; c++) {
@@ -165,10 +179,10 @@ export function axpyRows(pW: usize, cols: i32, pIdx: usize, pCoef: usize, pY: us
     const k4 = v128.load32_splat(k, 16), k5 = v128.load32_splat(k, 20);
     const k6 = v128.load32_splat(k, 24), k7 = v128.load32_splat(k, 28);
     for (let o: usize = 0; o < oe; o += 16) {
-      const s01 = f32x4.add(f32x4.mul(v128.load(w0 + o), k0), f32x4.mul(v128.load(w1 + o), k1));
-      const s23 = f32x4.add(f32x4.mul(v128.load(w2 + o), k2), f32x4.mul(v128.load(w3 + o), k3));
-      const s45 = f32x4.add(f32x4.mul(v128.load(w4 + o), k4), f32x4.mul(v128.load(w5 + o), k5));
-      const s67 = f32x4.add(f32x4.mul(v128.load(w6 + o), k6), f32x4.mul(v128.load(w7 + o), k7));
+      const s01 = madd(v128.load(w1 + o), k1, f32x4.mul(v128.load(w0 + o), k0));
+      const s23 = madd(v128.load(w3 + o), k3, f32x4.mul(v128.load(w2 + o), k2));
+      const s45 = madd(v128.load(w5 + o), k5, f32x4.mul(v128.load(w4 + o), k4));
+      const s67 = madd(v128.load(w7 + o), k7, f32x4.mul(v128.load(w6 + o), k6));
       v128.store(yb + o, f32x4.add(v128.load(yb + o), f32x4.add(f32x4.add(s01, s23), f32x4.add(s45, s67))));
     }
     for (let c = end4; c < len; c++) {
@@ -185,7 +199,7 @@ export function axpyRows(pW: usize, cols: i32, pIdx: usize, pCoef: usize, pY: us
     const s0 = load<f32>(pCoef + (<usize>i << 2));
     const k0 = f32x4.splat(s0);
     for (let o: usize = 0; o < oe; o += 16) {
-      v128.store(yb + o, f32x4.add(v128.load(yb + o), f32x4.mul(v128.load(w0 + o), k0)));
+      v128.store(yb + o, madd(v128.load(w0 + o), k0, v128.load(yb + o)));
     }
     for (let c = end4; c < len; c++) {
       const off: usize = <usize>c << 2;
@@ -313,13 +327,13 @@ function micro4x8(kc: i32, pa: usize, pb: usize, pc: usize, ldcb: usize, add: bo
     const b0 = v128.load(pb);
     const b1 = v128.load(pb, 16);
     let a = v128.load32_splat(pa);
-    c00 = f32x4.add(c00, f32x4.mul(a, b0)); c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    c00 = madd(a, b0, c00); c01 = madd(a, b1, c01);
     a = v128.load32_splat(pa, 4);
-    c10 = f32x4.add(c10, f32x4.mul(a, b0)); c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    c10 = madd(a, b0, c10); c11 = madd(a, b1, c11);
     a = v128.load32_splat(pa, 8);
-    c20 = f32x4.add(c20, f32x4.mul(a, b0)); c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    c20 = madd(a, b0, c20); c21 = madd(a, b1, c21);
     a = v128.load32_splat(pa, 12);
-    c30 = f32x4.add(c30, f32x4.mul(a, b0)); c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    c30 = madd(a, b0, c30); c31 = madd(a, b1, c31);
     pa += 16; pb += 32;
   }
   if (add) {
@@ -407,11 +421,11 @@ export function gemmSmallM(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i
         const off: usize = <usize>k << 2;
         const x0 = v128.load32_splat(a0 + off), x1 = v128.load32_splat(a1 + off);
         const b0 = v128.load(bp), b1 = v128.load(bp, 16);
-        c00 = f32x4.add(c00, f32x4.mul(b0, x0)); c10 = f32x4.add(c10, f32x4.mul(b0, x1));
-        c01 = f32x4.add(c01, f32x4.mul(b1, x0)); c11 = f32x4.add(c11, f32x4.mul(b1, x1));
+        c00 = madd(b0, x0, c00); c10 = madd(b0, x1, c10);
+        c01 = madd(b1, x0, c01); c11 = madd(b1, x1, c11);
         const b2 = v128.load(bp, 32), b3 = v128.load(bp, 48);
-        c02 = f32x4.add(c02, f32x4.mul(b2, x0)); c12 = f32x4.add(c12, f32x4.mul(b2, x1));
-        c03 = f32x4.add(c03, f32x4.mul(b3, x0)); c13 = f32x4.add(c13, f32x4.mul(b3, x1));
+        c02 = madd(b2, x0, c02); c12 = madd(b2, x1, c12);
+        c03 = madd(b3, x0, c03); c13 = madd(b3, x1, c13);
         bp += rb;
       }
       const q0 = pC + <usize>i * rb + (<usize>j << 2), q1 = q0 + rb;
@@ -424,10 +438,10 @@ export function gemmSmallM(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i
       let bp = bj;
       for (let k = 0; k < K; k++) {
         const x0 = v128.load32_splat(a0 + (<usize>k << 2));
-        c00 = f32x4.add(c00, f32x4.mul(v128.load(bp), x0));
-        c01 = f32x4.add(c01, f32x4.mul(v128.load(bp, 16), x0));
-        c02 = f32x4.add(c02, f32x4.mul(v128.load(bp, 32), x0));
-        c03 = f32x4.add(c03, f32x4.mul(v128.load(bp, 48), x0));
+        c00 = madd(v128.load(bp), x0, c00);
+        c01 = madd(v128.load(bp, 16), x0, c01);
+        c02 = madd(v128.load(bp, 32), x0, c02);
+        c03 = madd(v128.load(bp, 48), x0, c03);
         bp += rb;
       }
       const q0 = pC + <usize>i * rb + (<usize>j << 2);
@@ -485,7 +499,7 @@ export function attention(pQ: usize, pK: usize, pV: usize, pOut: usize, pS: usiz
       const p: f32 = <f32>(<f64>load<f32>(a) / sum);
       const k = f32x4.splat(p);
       const w = vp + <usize>t * rb;
-      for (let o: usize = 0; o < oe; o += 16) v128.store(out + o, f32x4.add(v128.load(out + o), f32x4.mul(v128.load(w + o), k)));
+      for (let o: usize = 0; o < oe; o += 16) v128.store(out + o, madd(v128.load(w + o), k, v128.load(out + o)));
       for (let c = end4; c < hd; c++) {
         const off: usize = <usize>c << 2;
         store<f32>(out + off, load<f32>(out + off) + p * load<f32>(w + off));

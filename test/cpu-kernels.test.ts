@@ -390,14 +390,17 @@ test('options: bad thread counts are rejected', () => {
 });
 
 describe('cpu kernels, OpenBLAS path', () => {
-  for (const threads of [1, 2]) {
+  // 3 threads: uneven parts, and a partial y for more than one worker.
+  for (const threads of [1, 2, 3]) {
     test(`gemv and gemvT through cblas_sgemv, ${threads} thread(s)`, (t) => {
       const k = createKernels({ threads, blasGemv: true });
       try {
         if (!k.blasGemv) { t.skip('OpenBLAS or koffi not available'); return; }
         let seed = 6500;
         const h = k.heap;
-        for (const [rows, cols] of [[1, 1], [7, 13], [64, 300], [257, 1031]]) {
+        // Shared across threads from 2^16 floats: by rows ([257, 1031]; Wᵀx sums partial ys) or, for a
+        // short, wide Wᵀ, by columns ([40, 2600]).
+        for (const [rows, cols] of [[1, 1], [7, 13], [64, 300], [257, 1031], [40, 2600]]) {
           const w = randArray(rows * cols, seed++), x = randArray(Math.max(rows, cols), seed++), y0 = randArray(Math.max(rows, cols), seed++);
           const pW = h.alloc(w.length * 4), pX = h.alloc(x.length * 4), pY = h.alloc(y0.length * 4 + 4);
           h.f32(pW, w.length).set(w); h.f32(pX, x.length).set(x);

@@ -1,17 +1,19 @@
-// Optional OpenBLAS path for dense matmul and matrix-vector products: cblas_sgemm and
-// cblas_sgemv through the koffi FFI.
+// Optional OpenBLAS path for dense matmul and matrix-vector products: cblas_sgemm,
+// cblas_sgemv and cblas_saxpy through the koffi FFI.
 //
 // What it is: a loader that returns null (never throws) when koffi is not installed,
 // when no OpenBLAS shared library can be opened, or when the symbols are missing, so
-// callers fall back to the WebAssembly kernels. koffi passes typed arrays (also
-// views of the shared wasm memory, and subarrays for offsets) by pointer, no copy.
-// The decoder's per-token calls use the *At forms instead, which take native addresses
-// as numbers (a wasm memory's base address, from native.ts, plus a byte offset: shared
-// memories never move, also when they grow), so a call creates no typed-array views
-// (the decoder allocates nothing per token).
-// What it is not: a general BLAS binding; only sgemm, sgemv and the thread-count setter.
-// Note: openblas_set_num_threads is process-global; we set it before a call only when
-// the requested count differs from the last one we set.
+// callers fall back to the WebAssembly kernels. koffi passes typed arrays by pointer,
+// no copy. The decoder's per-token calls use the *At forms instead, which take native
+// addresses as numbers (a wasm memory's base address, from native.ts, plus a byte
+// offset: shared memories never move, also when they grow), so a call creates no
+// typed-array views (the decoder allocates nothing per token).
+// Threads: OpenBLAS runs single-threaded, set once at load (openblas_set_num_threads is
+// process-global). With more than one thread the CPU kernels split a product into
+// parts and each of their threads (main and workers, each of which loads this module)
+// calls OpenBLAS on its part (exec.ts); OpenBLAS's own threads would compete with ours
+// for the cores and sleep between calls (a wake costs 50-200 us here).
+// What it is not: a general BLAS binding; only these three calls.
 import { createRequire } from 'node:module';
 
 type Koffi = typeof import('koffi');
@@ -19,12 +21,14 @@ type Koffi = typeof import('koffi');
 export interface Blas {
   /** C[M,N] = alpha·op(A)·op(B) + beta·C, row-major, strides in elements; arrays start at the matrix origin. */
   sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
-    a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number, threads: number): void;
-  /** sgemm on native addresses (see nativeBase). */
+    a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number): void;
+  /** sgemm on native addresses (native.ts nativeAddress plus a byte offset). */
   sgemmAt(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
-    a: number, lda: number, b: number, ldb: number, beta: number, c: number, ldc: number, threads: number): void;
+    a: number, lda: number, b: number, ldb: number, beta: number, c: number, ldc: number): void;
   /** y = alpha·op(A)·x + beta·y for A [M, N] row-major (lda in elements); op(A) = Aᵀ when trans. Unit strides; native addresses. */
-  sgemvAt(trans: boolean, M: number, N: number, alpha: number, a: number, lda: number, x: number, beta: number, y: number, threads: number): void;
+  sgemvAt(trans: boolean, M: number, N: number, alpha: number, a: number, lda: number, x: number, beta: number, y: number): void;
+  /** y[n] += alpha·x[n]; native addresses. */
+  saxpyAt(n: number, alpha: number, x: number, y: number): void;
   readonly library: string;
 }
 
@@ -32,7 +36,6 @@ const CANDIDATES = ['libopenblas.so.0', 'libopenblas.so', '/usr/lib/x86_64-linux
 const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
 
 let cached: Blas | null | undefined;
-let lastThreads = -1;
 
 /** Load OpenBLAS once per process; null when unavailable. */
 export function loadBlas(): Blas | null {
@@ -50,21 +53,22 @@ export function loadBlas(): Blas | null {
       const sgemm = lib.func('void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int)');
       const sgemmAt = lib.func('void cblas_sgemm(int, int, int, int, int, int, float, uintptr_t, int, uintptr_t, int, float, uintptr_t, int)');
       const sgemvAt = lib.func('void cblas_sgemv(int, int, int, int, float, uintptr_t, int, uintptr_t, int, float, uintptr_t, int)');
+      const saxpyAt = lib.func('void cblas_saxpy(int, float, uintptr_t, int, uintptr_t, int)');
       const setThreads = lib.func('void openblas_set_num_threads(int)');
-      const use = (threads: number) => { if (threads !== lastThreads) { setThreads(threads); lastThreads = threads; } };
+      setThreads(1); // see the header
       cached = {
         library: name,
-        sgemm(transA, transB, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, threads) {
-          use(threads);
+        sgemm(transA, transB, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc) {
           sgemm(ROW_MAJOR, transA ? TRANS : NO_TRANS, transB ? TRANS : NO_TRANS, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
         },
-        sgemmAt(transA, transB, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc, threads) {
-          use(threads);
+        sgemmAt(transA, transB, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc) {
           sgemmAt(ROW_MAJOR, transA ? TRANS : NO_TRANS, transB ? TRANS : NO_TRANS, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
         },
-        sgemvAt(trans, M, N, alpha, a, lda, x, beta, y, threads) {
-          use(threads);
+        sgemvAt(trans, M, N, alpha, a, lda, x, beta, y) {
           sgemvAt(ROW_MAJOR, trans ? TRANS : NO_TRANS, M, N, alpha, a, lda, x, 1, beta, y, 1);
+        },
+        saxpyAt(n, alpha, x, y) {
+          saxpyAt(n, alpha, x, 1, y, 1);
         },
       };
       return cached;

@@ -5,7 +5,7 @@
 // Protocol (main thread = thread 0, workers 1..T-1). SEQ holds (job counter << 4) | op
 // and is the only word a worker waits on; the op travels inside it, so a worker never
 // pairs one job's SEQ with another job's op.
-// - Static jobs (gemm, exit): the main thread writes the arguments and every thread's
+// - Static jobs (gemm, the OpenBLAS parts, exit): the main thread writes the arguments and every thread's
 //   range, sets DONE = 0, stores SEQ and notifies. Each worker runs its share and adds
 //   1 to DONE; the main thread runs share 0 and waits for DONE = T-1. The main thread
 //   never posts a job before every worker finished the previous static one.
@@ -25,6 +25,11 @@
 //   thread first posts {memory, scratch} on each worker's MessagePort, then the job;
 //   each worker takes the message synchronously (receiveMessageOnPort), instantiates
 //   the module on it and adds 1 to DONE.
+// - OpenBLAS parts (BlasGemv, BlasGemm): every thread calls single-threaded OpenBLAS
+//   (blas.ts) on its static part of one product. Their arguments are native addresses
+//   (valid in every thread of the process), so these jobs need no wasm instance.
+
+import type { Blas } from './blas.js';
 
 /** Exports of build/wasm/kernels.wasm (see src/backends/cpu/assembly/kernels.ts). */
 export interface KernelExports {
@@ -53,13 +58,6 @@ export const MAX_THREADS = 64;
 export const SEQ = 0;
 export const DONE = 16;
 export const ERR = 48;
-/**
- * Set by the main thread before a multi-threaded OpenBLAS call, cleared when it posts a
- * job: while set, idle workers stop polling and sleep at once, so they do not take
- * cores from OpenBLAS's own threads (on 2 cores, both spinning made the call slower
- * than one thread).
- */
-export const NAP = 32;
 export const NEXT = 768;      // byte 3072
 export const COMPLETE = 784;  // byte 3136
 export const NCHUNKS = 800;   // byte 3200
@@ -68,7 +66,7 @@ export const ARGS = 256 / 8;     // 32 arguments
 export const RANGES = 512 / 8;   // 4 per thread: lo0, hi0, lo1, hi1
 export const RESULTS = 2560 / 8; // 1 per thread
 
-export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7, AddMemory: 8 } as const;
+export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7, AddMemory: 8, BlasGemv: 9, BlasGemm: 10 } as const;
 export const TAG_BITS = 11;
 export const CHUNK_BITS = 20;
 const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
@@ -83,12 +81,16 @@ export const A_MEM = 12;
 
 /**
  * Run thread t's static share of the job `op` described in the control block;
- * exs[m] and scratch[m] are this thread's instance and GEMM scratch in memory m.
+ * exs[m] and scratch[m] are this thread's instance and GEMM scratch in memory m;
+ * `blas` gives this thread OpenBLAS for the Blas* jobs.
  */
-export function runShare(exs: readonly KernelExports[], op: number, f64: Float64Array, t: number, scratch: readonly number[]): void {
+export function runShare(exs: readonly KernelExports[], op: number, f64: Float64Array, t: number, scratch: readonly number[],
+  blas: () => Blas): void {
   const a = ARGS;
   const r = RANGES + 4 * t;
   const lo = f64[r], hi = f64[r + 1];
+  if (op === Op.BlasGemv) { if (hi > lo) blasGemvPart(blas(), f64, t, lo, hi); return; }
+  if (op === Op.BlasGemm) { if (hi > lo && f64[r + 3] > f64[r + 2]) blasGemmPart(blas(), f64, lo, hi, f64[r + 2], f64[r + 3]); return; }
   if (op !== Op.Gemm) throw new Error(`cpu kernels: unknown op ${op}`);
   const m = f64[a + A_MEM];
   const ex = exs[m];
@@ -97,6 +99,41 @@ export function runShare(exs: readonly KernelExports[], op: number, f64: Float64
     ex.gemm(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], f64[a + 5], f64[a + 6],
       f64[a + 7], f64[a + 8], f64[a + 9], lo, hi, j0, j1, scratch[m]);
   }
+}
+
+// Arguments of BlasGemv (native addresses; lengths and strides in elements):
+// y = op(A)·x + beta·y for A [M, N] row-major with row stride lda. Thread t's part is
+// [lo, hi) of A's rows, or of its columns when G_COLS is 1 (Trans only: a short, wide A,
+// whose rows are too few to share well). NoTrans rows: the part is y[lo, hi). Trans
+// columns: y[lo, hi). Trans rows: a partial sum over those rows, into y (thread 0,
+// with beta) or into partial buffer t-1 (no beta), added into y by the main thread.
+export const G_TRANS = 0, G_M = 1, G_N = 2, G_A = 3, G_LDA = 4, G_X = 5, G_Y = 6, G_BETA = 7, G_PART = 8, G_PSTRIDE = 9, G_COLS = 10;
+
+function blasGemvPart(blas: Blas, f64: Float64Array, t: number, lo: number, hi: number): void {
+  const a = ARGS, lda = f64[a + G_LDA], M = f64[a + G_M], N = f64[a + G_N], A = f64[a + G_A];
+  const x = f64[a + G_X], y = f64[a + G_Y], beta = f64[a + G_BETA];
+  if (f64[a + G_TRANS] === 0) {
+    blas.sgemvAt(false, hi - lo, N, 1, A + lo * lda * 4, lda, x, beta, y + lo * 4);
+  } else if (f64[a + G_COLS] !== 0) {
+    blas.sgemvAt(true, M, hi - lo, 1, A + lo * 4, lda, x, beta, y + lo * 4);
+  } else if (t === 0) {
+    blas.sgemvAt(true, hi - lo, N, 1, A + lo * lda * 4, lda, x + lo * 4, beta, y);
+  } else {
+    blas.sgemvAt(true, hi - lo, N, 1, A + lo * lda * 4, lda, x + lo * 4, 0, f64[a + G_PART] + (t - 1) * f64[a + G_PSTRIDE]);
+  }
+}
+
+// Arguments of BlasGemm (native addresses; strides in elements): C[M,N] = op(A)·op(B) +
+// beta·C as in CpuKernels.gemm; thread t's part is the block rows [lo, hi) × columns [j0, j1) of C.
+export const M_TRANSA = 0, M_TRANSB = 1, M_K = 2, M_A = 3, M_LDA = 4, M_B = 5, M_LDB = 6, M_C = 7, M_LDC = 8, M_BETA = 9;
+
+function blasGemmPart(blas: Blas, f64: Float64Array, lo: number, hi: number, j0: number, j1: number): void {
+  const a = ARGS, tA = f64[a + M_TRANSA] !== 0, tB = f64[a + M_TRANSB] !== 0;
+  const lda = f64[a + M_LDA], ldb = f64[a + M_LDB], ldc = f64[a + M_LDC];
+  const A = f64[a + M_A] + (tA ? lo : lo * lda) * 4;
+  const B = f64[a + M_B] + (tB ? j0 * ldb : j0) * 4;
+  const C = f64[a + M_C] + (lo * ldc + j0) * 4;
+  blas.sgemmAt(tA, tB, hi - lo, j1 - j0, f64[a + M_K], 1, A, lda, B, ldb, f64[a + M_BETA], C, ldc);
 }
 
 // Argument slots of chunked jobs: ARGS+0 .. +5 op-specific, then:

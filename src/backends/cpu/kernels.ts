@@ -5,8 +5,9 @@
 // all over the same shared memory. A call splits its work into T ranges, wakes the
 // workers through a control block in shared memory (Atomics.notify; no postMessage per
 // call: the decoder calls these ~100 times per token), runs range 0 itself, then waits
-// (Atomics.wait is allowed on Node's main thread). Dense matmul can go to OpenBLAS
-// through koffi when that is available (optional; see blas.ts).
+// (Atomics.wait is allowed on Node's main thread). Dense products (gemm, matmul, gemv,
+// gemvT) go to OpenBLAS through koffi when that is available (optional; blas.ts): with
+// T threads each thread calls single-threaded OpenBLAS on its part (exec.ts).
 // What it is not: asynchronous, or safe to call from two threads at once; the
 // workers serve exactly one CpuKernels. Kernels receive buffers and strides, never
 // tensors. Memory layout: float32 row-major; "ld" = row stride in elements.
@@ -22,8 +23,9 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { loadBlas, type Blas } from './blas.js';
 import { adviseHugePages, nativeAddress } from './native.js';
 import {
-  A_CHUNK, A_MEM, A_N, A_PART, A_PSTRIDE, ARGS, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, MAX_THREADS, NAP, NCHUNKS, NEXT, Op, RANGES,
-  RESULTS, SEQ, TAG_BITS, runChunks, runShare, type KernelExports,
+  A_CHUNK, A_MEM, A_N, A_PART, A_PSTRIDE, ARGS, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, G_A, G_BETA, G_COLS, G_LDA, G_M, G_N, G_PART,
+  G_PSTRIDE, G_TRANS, G_X, G_Y, M_A, M_B, M_BETA, M_C, M_K, M_LDA, M_LDB, M_LDC, M_TRANSA, M_TRANSB, MAX_THREADS, NCHUNKS, NEXT, Op,
+  RANGES, RESULTS, SEQ, TAG_BITS, runChunks, runShare, type KernelExports,
 } from './exec.js';
 import { MAX_PAGES, SharedHeap, memoryOf, newSharedMemory, offsetOf, type WasmHeap } from './heap.js';
 import { kernelsModule, type SimdFlavor } from './module.js';
@@ -37,15 +39,15 @@ export type { SimdFlavor } from './module.js';
 export interface KernelOptions {
   /** Threads including the main thread; default os.availableParallelism(). */
   threads?: number;
-  /** Use OpenBLAS (via koffi) for dense matmul/gemm; default: when available. */
+  /** Use OpenBLAS (via koffi) for dense matmul/gemm, each thread on its part; default: when available. */
   blas?: boolean;
   /** Bytes one wasm memory may hold before the heap opens another (default 4 GiB; tests set a few MiB). */
   memoryBytes?: number;
   /**
-   * Dense matrix-vector products (gemv, gemvT) through OpenBLAS's sgemv. Default: when
-   * OpenBLAS is on and threads = 1 (its native AVX-512 loop streams 5-35% faster than
-   * the wasm one here, dev/gemv/blas-vs-wasm.mjs); with more threads our workers split
-   * the rows instead (OpenBLAS's own threads would spin beside them).
+   * Dense matrix-vector products (gemv, gemvT) through OpenBLAS's sgemv, the threads
+   * splitting the matrix's rows. Default: when OpenBLAS is on (its native AVX-512 loop
+   * streams 5-35% faster than the wasm one on one thread, dev/gemv/blas-vs-wasm.mjs, and
+   * 20-30% faster on two, dev/gemv/worker-blas.mjs).
    */
   blasGemv?: boolean;
   /** Ask for transparent huge pages on the wasm memories (Linux, through koffi; default true; see native.ts). */
@@ -167,6 +169,13 @@ class Kernels implements CpuKernels {
   private readonly scratch0: number[] = []; // the main thread's scratch offset per memory (runShare's argument)
   private readonly nativeBases: number[] = []; // OpenBLAS: native address of each memory's byte 0
   private readonly blasLib: Blas | null;
+  private readonly blasOrThrow = (): Blas => {
+    if (this.blasLib === null) throw new Error('cpu kernels: an OpenBLAS job without OpenBLAS (a bug)');
+    return this.blasLib;
+  };
+  // BlasGemv (transposed): the partial ys of threads 1.. in memory 0 (address), its size.
+  private blasPartial = 0;
+  private blasPartialBytes = 0;
   private readonly workers: Worker[] = [];
   private readonly ports: MessagePort[] = [];
   private readonly ctl: number;
@@ -193,7 +202,7 @@ class Kernels implements CpuKernels {
     // Calls on heap addresses pass native addresses (blas.ts); without them, no OpenBLAS.
     if (this.blasLib !== null && nativeAddress(new SharedArrayBuffer(16)) === null) this.blasLib = null;
     this.blas = this.blasLib !== null;
-    this.blasGemv = this.blas && (opts.blasGemv ?? threads === 1);
+    this.blasGemv = this.blas && (opts.blasGemv ?? true);
     this.hugePages = opts.hugePages ?? true;
     const env = process.env.SPARSELM_SIMD;
     const km = kernelsModule(opts.simd ?? (env === 'plain' || env === 'relaxed' ? env : 'auto'));
@@ -286,7 +295,6 @@ class Kernels implements CpuKernels {
 
   // Post a job: SEQ carries the op (see exec.ts).
   private post(op: number): void {
-    Atomics.store(this.i32, NAP, 0);
     Atomics.store(this.i32, SEQ, (this.jobs << 4) | op);
     Atomics.notify(this.i32, SEQ);
   }
@@ -302,7 +310,7 @@ class Kernels implements CpuKernels {
     if (this.disposed) throw new Error('cpu kernels: used after dispose()');
     const i32 = this.i32;
     if (!parallel || this.threads === 1) {
-      if (op !== Op.AddMemory) runShare(this.exs, op, this.f64, 0, this.scratch0);
+      if (op !== Op.AddMemory) runShare(this.exs, op, this.f64, 0, this.scratch0, this.blasOrThrow);
       return;
     }
     this.nextJob();
@@ -310,7 +318,7 @@ class Kernels implements CpuKernels {
     this.post(op);
     let err: unknown;
     try {
-      if (op !== Op.AddMemory) runShare(this.exs, op, this.f64, 0, this.scratch0);
+      if (op !== Op.AddMemory) runShare(this.exs, op, this.f64, 0, this.scratch0, this.blasOrThrow);
     } catch (e) {
       err = e;
     }
@@ -374,22 +382,71 @@ class Kernels implements CpuKernels {
     return Math.min(64, Math.max(8, Math.ceil(n / (8 * this.threads) / 8) * 8));
   }
 
-  // Before an OpenBLAS call on more than one thread: let our idle workers sleep (exec.ts NAP).
-  private yieldToBlas(): void {
-    if (this.threads > 1) Atomics.store(this.i32, NAP, 1);
-  }
-
   // The native address of heap address p (for OpenBLAS, which reads any memory).
   private native(p: number): number {
     return this.nativeBases[memoryOf(p)] + offsetOf(p);
   }
 
+  // y = op(W)·x + beta·y through OpenBLAS, W [rows, cols]; the threads split W's rows
+  // (for Wᵀ·x the main thread then adds the workers' partial ys), or for a short, wide
+  // Wᵀ its columns (exec.ts BlasGemv). Two threads here (dev/gemv/worker-blas.mjs):
+  // rows 28 GB/s against columns 23 for [1024, 3072]; columns 28-30 against rows 19-21
+  // for the Sparse FF controller's [96, 6144], and 30 against 27 for [1024, 32000].
+  private blasMatvec(trans: boolean, pW: number, rows: number, cols: number, pX: number, pY: number, beta: number): void {
+    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+    const blas = this.blasOrThrow();
+    const W = this.native(pW), x = this.native(pX), y = this.native(pY);
+    const byCols = trans && cols >= 8 * rows;
+    if (this.threads === 1 || rows * cols < PAR_MIN_FLOATS || (byCols ? cols : rows) < 16 * this.threads) {
+      blas.sgemvAt(trans, rows, cols, 1, W, cols, x, beta, y);
+      return;
+    }
+    const a = this.f64, T = this.threads;
+    const stride = Math.ceil((cols * 4) / 64) * 64;
+    if (trans && !byCols && stride * (T - 1) > this.blasPartialBytes) {
+      this.heap.free(this.blasPartial);
+      this.blasPartialBytes = stride * (T - 1);
+      this.blasPartial = this.heap.allocIn(0, this.blasPartialBytes, 64);
+    }
+    a[ARGS + G_TRANS] = trans ? 1 : 0; a[ARGS + G_M] = rows; a[ARGS + G_N] = cols; a[ARGS + G_A] = W; a[ARGS + G_LDA] = cols;
+    a[ARGS + G_X] = x; a[ARGS + G_Y] = y; a[ARGS + G_BETA] = beta; a[ARGS + G_COLS] = byCols ? 1 : 0;
+    a[ARGS + G_PART] = this.native(this.blasPartial); a[ARGS + G_PSTRIDE] = stride;
+    const b = byCols ? split(cols, T, 16) : split(rows, T, 8);
+    for (let t = 0; t < T; t++) this.range(t, b[t], b[t + 1]);
+    this.run(Op.BlasGemv, true);
+    if (trans && !byCols) for (let t = 1; t < T; t++) if (b[t + 1] > b[t]) blas.saxpyAt(cols, 1, this.native(this.blasPartial) + (t - 1) * stride, y);
+  }
+
+  // C = op(A)·op(B) + beta·C through OpenBLAS on heap addresses; the threads split C's
+  // longer side (exec.ts BlasGemm).
+  private blasGemm(transA: boolean, transB: boolean, M: number, N: number, K: number, pA: number, lda: number,
+    pB: number, ldb: number, pC: number, ldc: number, beta: number): void {
+    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+    const blas = this.blasOrThrow();
+    const A = this.native(pA), B = this.native(pB), C = this.native(pC);
+    if (this.threads === 1 || 2 * M * N * K < PAR_MIN_FLOPS || (M < 2 && N < 32)) {
+      blas.sgemmAt(transA, transB, M, N, K, 1, A, lda, B, ldb, beta, C, ldc);
+      return;
+    }
+    const a = this.f64, T = this.threads;
+    a[ARGS + M_TRANSA] = transA ? 1 : 0; a[ARGS + M_TRANSB] = transB ? 1 : 0; a[ARGS + M_K] = K;
+    a[ARGS + M_A] = A; a[ARGS + M_LDA] = lda; a[ARGS + M_B] = B; a[ARGS + M_LDB] = ldb; a[ARGS + M_C] = C; a[ARGS + M_LDC] = ldc;
+    a[ARGS + M_BETA] = beta;
+    // Split the longer side (each thread packs its own copy of the other operand's part).
+    if (M >= N) {
+      const b = split(M, T, 4);
+      for (let t = 0; t < T; t++) this.range(t, b[t], b[t + 1], 0, N);
+    } else {
+      const b = split(N, T, 16);
+      for (let t = 0; t < T; t++) this.range(t, 0, M, b[t], b[t + 1]);
+    }
+    this.run(Op.BlasGemm, true);
+  }
+
   gemv(pW: number, rows: number, cols: number, pX: number, pY: number): void {
     checkInt('rows', rows); checkInt('cols', cols);
     if (this.blasGemv && rows > 0 && cols > 0) {
-      if (this.disposed) throw new Error('cpu kernels: used after dispose()');
-      this.yieldToBlas();
-      (this.blasLib as Blas).sgemvAt(false, rows, cols, 1, this.native(pW), cols, this.native(pX), 0, this.native(pY), 1);
+      this.blasMatvec(false, pW, rows, cols, pX, pY, 0);
       return;
     }
     const a = this.f64;
@@ -402,9 +459,7 @@ class Kernels implements CpuKernels {
   gemvT(pW: number, rows: number, cols: number, pX: number, pY: number, accumulate = true): void {
     checkInt('rows', rows); checkInt('cols', cols);
     if (this.blasGemv && rows > 0 && cols > 0) {
-      if (this.disposed) throw new Error('cpu kernels: used after dispose()');
-      this.yieldToBlas();
-      (this.blasLib as Blas).sgemvAt(true, rows, cols, 1, this.native(pW), cols, this.native(pX), accumulate ? 1 : 0, this.native(pY), 1);
+      this.blasMatvec(true, pW, rows, cols, pX, pY, accumulate ? 1 : 0);
       return;
     }
     if (!accumulate) this.heap.f32(pY, cols).fill(0);
@@ -530,8 +585,7 @@ class Kernels implements CpuKernels {
     if (M === 0 || N === 0) return;
     if (this.disposed) throw new Error('cpu kernels: used after dispose()');
     if (this.blasLib !== null && K > 0) {
-      this.yieldToBlas();
-      this.blasLib.sgemmAt(transA, transB, M, N, K, 1, this.native(pA), lda, this.native(pB), ldb, accumulate ? 1 : 0, this.native(pC), ldc, this.threads);
+      this.blasGemm(transA, transB, M, N, K, pA, lda, pB, ldb, pC, ldc, accumulate ? 1 : 0);
       return;
     }
     // Home: the largest operand's memory (the weight, in the decoder's prefill).
@@ -576,9 +630,10 @@ class Kernels implements CpuKernels {
     if (aRows > 0 && (lda < aCols || aOff + (aRows - 1) * lda + aCols > a.length)) throw new RangeError('matmul: a too short for its shape');
     if (bRows > 0 && (ldb < bCols || bOff + (bRows - 1) * ldb + bCols > b.length)) throw new RangeError('matmul: b too short for its shape');
     if (ldc < N || cOff + (M - 1) * ldc + N > c.length) throw new RangeError('matmul: c too short for its shape');
-    if (this.blasLib !== null && K > 0) {
-      this.yieldToBlas();
-      this.blasLib.sgemm(transA, transB, M, N, K, 1, a.subarray(aOff), lda, b.subarray(bOff), ldb, 0, c.subarray(cOff), ldc, this.threads);
+    // One thread, or too little work to share: OpenBLAS on the arrays themselves.
+    if (this.blasLib !== null && K > 0 && (this.threads === 1 || 2 * M * N * K < PAR_MIN_FLOPS)) {
+      if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+      this.blasLib.sgemm(transA, transB, M, N, K, 1, a.subarray(aOff), lda, b.subarray(bOff), ldb, 0, c.subarray(cOff), ldc);
       return;
     }
     // Copy the used parts compactly into the arena: A as [aRows, aCols], B as [bRows, bCols], C as [M, N].
@@ -589,8 +644,13 @@ class Kernels implements CpuKernels {
     const h = this.heap;
     copyIn(h.f32(pa, na), a, aOff, lda, aRows, aCols);
     copyIn(h.f32(pb, nb), b, bOff, ldb, bRows, bCols);
-    this.begin(memoryOf(pa), 0); // the arena is one block: all three in one memory
-    this.wasmGemm(transA, transB, M, N, K, offsetOf(pa), aCols, offsetOf(pb), bCols, offsetOf(pc), N, false);
+    // Several threads: the workers see only the heap, so the operands go through the arena.
+    if (this.blasLib !== null && K > 0) {
+      this.blasGemm(transA, transB, M, N, K, pa, aCols, pb, bCols, pc, N, 0);
+    } else {
+      this.begin(memoryOf(pa), 0); // the arena is one block: all three in one memory
+      this.wasmGemm(transA, transB, M, N, K, offsetOf(pa), aCols, offsetOf(pb), bCols, offsetOf(pc), N, false);
+    }
     const cv = h.f32(pc, nc);
     if (ldc === N) c.set(cv, cOff);
     else for (let i = 0; i < M; i++) c.set(cv.subarray(i * N, (i + 1) * N), cOff + i * ldc);

@@ -3,7 +3,8 @@
 // (protocol in exec.ts). Not an entry point for users; started by kernels.ts.
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { wasm, type WasmMemory, type WasmModule } from './wasm-api.js';
-import { DONE, ERR, NAP, Op, SEQ, TAG_BITS, isChunked, runChunks, runShare, type KernelExports } from './exec.js';
+import { loadBlas, type Blas } from './blas.js';
+import { DONE, ERR, Op, SEQ, TAG_BITS, isChunked, runChunks, runShare, type KernelExports } from './exec.js';
 
 interface WorkerInit {
   module: WasmModule;
@@ -30,6 +31,12 @@ addMemory(init.memory, init.scratch);
 const i32 = new Int32Array(init.memory.buffer, init.ctl, 1024);
 const f64 = new Float64Array(init.memory.buffer, init.ctl, 512);
 const tagMask = (1 << TAG_BITS) - 1;
+// Loaded on the first OpenBLAS job (the main thread posts those only when it has OpenBLAS).
+const blas = (): Blas => {
+  const b = loadBlas();
+  if (b === null) throw new Error('OpenBLAS job, but this worker cannot load OpenBLAS');
+  return b;
+};
 
 let seen = 0; // SEQ starts at 0; every posted job has a non-zero SEQ
 for (;;) {
@@ -40,7 +47,7 @@ for (;;) {
     const t0 = performance.now();
     for (let k = 1; s === seen; k++) {
       s = Atomics.load(i32, SEQ);
-      if ((k & 1023) === 0 && (performance.now() - t0 > init.spinMs || Atomics.load(i32, NAP) !== 0)) break;
+      if ((k & 1023) === 0 && performance.now() - t0 > init.spinMs) break;
     }
   }
   while (s === seen) {
@@ -61,7 +68,7 @@ for (;;) {
       if (msg === undefined) throw new Error('AddMemory without a memory message');
       addMemory(msg.memory, msg.scratch);
     } else {
-      runShare(exs, op, f64, init.index, scratch);
+      runShare(exs, op, f64, init.index, scratch, blas);
     }
   } catch (e) {
     Atomics.store(i32, ERR, 1);

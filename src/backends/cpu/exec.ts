@@ -5,11 +5,11 @@
 // Protocol (main thread = thread 0, workers 1..T-1). SEQ holds (job counter << 4) | op
 // and is the only word a worker waits on; the op travels inside it, so a worker never
 // pairs one job's SEQ with another job's op.
-// - Static jobs (gemm, the OpenBLAS parts, exit): the main thread writes the arguments and every thread's
+// - Static jobs (gemm, exit): the main thread writes the arguments and every thread's
 //   range, sets DONE = 0, stores SEQ and notifies. Each worker runs its share and adds
 //   1 to DONE; the main thread runs share 0 and waits for DONE = T-1. The main thread
 //   never posts a job before every worker finished the previous static one.
-// - Chunked jobs (matrix-vector kernels, read ceiling): the work is cut into NCHUNKS
+// - Chunked jobs (matrix-vector kernels, OpenBLAS parts, read ceiling): the work is cut into NCHUNKS
 //   chunks. NEXT holds (tag << 20) | next chunk, tag = job counter mod 2^11. The main
 //   thread first stores NEXT = tag << 20 (from then on no claim of an older job can
 //   succeed), then the arguments, NCHUNKS, COMPLETE = 0, then SEQ. Every thread
@@ -25,9 +25,11 @@
 //   thread first posts {memory, scratch} on each worker's MessagePort, then the job;
 //   each worker takes the message synchronously (receiveMessageOnPort), instantiates
 //   the module on it and adds 1 to DONE.
-// - OpenBLAS parts (BlasGemv, BlasGemm): every thread calls single-threaded OpenBLAS
-//   (blas.ts) on its static part of one product. Their arguments are native addresses
-//   (valid in every thread of the process), so these jobs need no wasm instance.
+// - OpenBLAS parts (BlasGemv, BlasGemm): chunked jobs whose chunks are single-threaded
+//   OpenBLAS calls (blas.ts) on parts of one product. Their arguments are native
+//   addresses (valid in every thread of the process), so they need no wasm instance.
+//   Chunked rather than static: on a loaded machine a descheduled worker would hold up
+//   a static share for a whole scheduler slice (4 ms measured here).
 
 import type { Blas } from './blas.js';
 
@@ -66,31 +68,28 @@ export const ARGS = 256 / 8;     // 32 arguments
 export const RANGES = 512 / 8;   // 4 per thread: lo0, hi0, lo1, hi1
 export const RESULTS = 2560 / 8; // 1 per thread
 
-export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7, AddMemory: 8, BlasGemv: 9, BlasGemm: 10 } as const;
+export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7, AddMemory: 8, BlasGemv: 9, BlasGemm: 10, Attention: 11 } as const;
 export const TAG_BITS = 11;
 export const CHUNK_BITS = 20;
 const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
 
 /** Ops that are cut into chunks claimed from NEXT (the others use static ranges). */
 export function isChunked(op: number): boolean {
-  return op === Op.Gemv || op === Op.GemvRows || op === Op.AxpyRows || op === Op.Read || op === Op.GemmSmallM;
+  return op === Op.Gemv || op === Op.GemvRows || op === Op.AxpyRows || op === Op.Read || op === Op.GemmSmallM ||
+    op === Op.BlasGemv || op === Op.BlasGemm || op === Op.Attention;
 }
 
 /** Every job: the memory (index) its pointers are offsets in. */
-export const A_MEM = 12;
+export const A_MEM = 20;
 
 /**
  * Run thread t's static share of the job `op` described in the control block;
- * exs[m] and scratch[m] are this thread's instance and GEMM scratch in memory m;
- * `blas` gives this thread OpenBLAS for the Blas* jobs.
+ * exs[m] and scratch[m] are this thread's instance and GEMM scratch in memory m.
  */
-export function runShare(exs: readonly KernelExports[], op: number, f64: Float64Array, t: number, scratch: readonly number[],
-  blas: () => Blas): void {
+export function runShare(exs: readonly KernelExports[], op: number, f64: Float64Array, t: number, scratch: readonly number[]): void {
   const a = ARGS;
   const r = RANGES + 4 * t;
   const lo = f64[r], hi = f64[r + 1];
-  if (op === Op.BlasGemv) { if (hi > lo) blasGemvPart(blas(), f64, t, lo, hi); return; }
-  if (op === Op.BlasGemm) { if (hi > lo && f64[r + 3] > f64[r + 2]) blasGemmPart(blas(), f64, lo, hi, f64[r + 2], f64[r + 3]); return; }
   if (op !== Op.Gemm) throw new Error(`cpu kernels: unknown op ${op}`);
   const m = f64[a + A_MEM];
   const ex = exs[m];
@@ -102,52 +101,63 @@ export function runShare(exs: readonly KernelExports[], op: number, f64: Float64
 }
 
 // Arguments of BlasGemv (native addresses; lengths and strides in elements):
-// y = op(A)·x + beta·y for A [M, N] row-major with row stride lda. Thread t's part is
-// [lo, hi) of A's rows, or of its columns when G_COLS is 1 (Trans only: a short, wide A,
-// whose rows are too few to share well). NoTrans rows: the part is y[lo, hi). Trans
-// columns: y[lo, hi). Trans rows: a partial sum over those rows, into y (thread 0,
-// with beta) or into partial buffer t-1 (no beta), added into y by the main thread.
-export const G_TRANS = 0, G_M = 1, G_N = 2, G_A = 3, G_LDA = 4, G_X = 5, G_Y = 6, G_BETA = 7, G_PART = 8, G_PSTRIDE = 9, G_COLS = 10;
+// y = op(A)·x + y for A [M, N] row-major with row stride lda (the caller applies any
+// beta to y first). A chunk is [lo, hi) of A's rows, or of its columns when G_COLS is 1
+// (Trans only: a short, wide A, whose rows are too few to share well). NoTrans rows,
+// Trans columns: the chunk writes y[lo, hi). Trans rows: a partial sum over those rows,
+// added into y on thread 0, into partial buffer t-1 on thread t > 0 (its first chunk
+// overwrites it and sets RESULTS[t]; the main thread adds the flagged ones into y).
+export const G_TRANS = 0, G_M = 1, G_N = 2, G_A = 3, G_LDA = 4, G_X = 5, G_Y = 6, G_COLS = 7;
 
-function blasGemvPart(blas: Blas, f64: Float64Array, t: number, lo: number, hi: number): void {
+function blasGemvChunk(blas: Blas, f64: Float64Array, t: number, lo: number, hi: number, first: boolean): void {
   const a = ARGS, lda = f64[a + G_LDA], M = f64[a + G_M], N = f64[a + G_N], A = f64[a + G_A];
-  const x = f64[a + G_X], y = f64[a + G_Y], beta = f64[a + G_BETA];
+  const x = f64[a + G_X], y = f64[a + G_Y];
   if (f64[a + G_TRANS] === 0) {
-    blas.sgemvAt(false, hi - lo, N, 1, A + lo * lda * 4, lda, x, beta, y + lo * 4);
+    blas.sgemvAt(false, hi - lo, N, 1, A + lo * lda * 4, lda, x, 0, y + lo * 4);
   } else if (f64[a + G_COLS] !== 0) {
-    blas.sgemvAt(true, M, hi - lo, 1, A + lo * 4, lda, x, beta, y + lo * 4);
+    blas.sgemvAt(true, M, hi - lo, 1, A + lo * 4, lda, x, 1, y + lo * 4);
   } else if (t === 0) {
-    blas.sgemvAt(true, hi - lo, N, 1, A + lo * lda * 4, lda, x + lo * 4, beta, y);
+    blas.sgemvAt(true, hi - lo, N, 1, A + lo * lda * 4, lda, x + lo * 4, 1, y);
   } else {
-    blas.sgemvAt(true, hi - lo, N, 1, A + lo * lda * 4, lda, x + lo * 4, 0, f64[a + G_PART] + (t - 1) * f64[a + G_PSTRIDE]);
+    const part = f64[a + A_PART] + (t - 1) * f64[a + A_PSTRIDE];
+    blas.sgemvAt(true, hi - lo, N, 1, A + lo * lda * 4, lda, x + lo * 4, first ? 0 : 1, part);
+    if (first) f64[RESULTS + t] = 1;
   }
 }
 
 // Arguments of BlasGemm (native addresses; strides in elements): C[M,N] = op(A)·op(B) +
-// beta·C as in CpuKernels.gemm; thread t's part is the block rows [lo, hi) × columns [j0, j1) of C.
-export const M_TRANSA = 0, M_TRANSB = 1, M_K = 2, M_A = 3, M_LDA = 4, M_B = 5, M_LDB = 6, M_C = 7, M_LDC = 8, M_BETA = 9;
+// beta·C as in CpuKernels.gemm. A chunk is [lo, hi) of C's rows (M_COLS 0) or columns.
+export const M_TRANSA = 0, M_TRANSB = 1, M_K = 2, M_A = 3, M_LDA = 4, M_B = 5, M_LDB = 6, M_C = 7, M_LDC = 8, M_BETA = 9,
+  M_M = 10, M_N = 11, M_COLS = 12;
 
-function blasGemmPart(blas: Blas, f64: Float64Array, lo: number, hi: number, j0: number, j1: number): void {
+function blasGemmChunk(blas: Blas, f64: Float64Array, lo: number, hi: number): void {
   const a = ARGS, tA = f64[a + M_TRANSA] !== 0, tB = f64[a + M_TRANSB] !== 0;
-  const lda = f64[a + M_LDA], ldb = f64[a + M_LDB], ldc = f64[a + M_LDC];
-  const A = f64[a + M_A] + (tA ? lo : lo * lda) * 4;
+  const lda = f64[a + M_LDA], ldb = f64[a + M_LDB], ldc = f64[a + M_LDC], byCols = f64[a + M_COLS] !== 0;
+  const i0 = byCols ? 0 : lo, i1 = byCols ? f64[a + M_M] : hi, j0 = byCols ? lo : 0, j1 = byCols ? hi : f64[a + M_N];
+  const A = f64[a + M_A] + (tA ? i0 : i0 * lda) * 4;
   const B = f64[a + M_B] + (tB ? j0 * ldb : j0) * 4;
-  const C = f64[a + M_C] + (lo * ldc + j0) * 4;
-  blas.sgemmAt(tA, tB, hi - lo, j1 - j0, f64[a + M_K], 1, A, lda, B, ldb, f64[a + M_BETA], C, ldc);
+  const C = f64[a + M_C] + (i0 * ldc + j0) * 4;
+  blas.sgemmAt(tA, tB, i1 - i0, j1 - j0, f64[a + M_K], 1, A, lda, B, ldb, f64[a + M_BETA], C, ldc);
 }
 
-// Argument slots of chunked jobs: ARGS+0 .. +5 op-specific, then:
-export const A_N = 8;      // items (rows, indices or floats)
-export const A_CHUNK = 9;  // items per chunk
-export const A_PART = 10;  // axpyRows: byte pointer of the partial ys of threads 1.., and
-export const A_PSTRIDE = 11; //         the byte stride between them
+// Arguments of Attention (byte offsets in memory A_MEM): a chunk is a range of query
+// heads, whole groups of `group` (so its kv heads are a range too); thread 0 uses the
+// caller's scores scratch, thread t > 0 scratch A_PART + (t-1)·A_PSTRIDE.
+export const T_Q = 0, T_K = 1, T_V = 2, T_OUT = 3, T_S = 4, T_GROUP = 5, T_T = 6, T_HD = 7, T_KVSTRIDE = 8, T_SCALE = 9;
+
+// Argument slots of chunked jobs: ARGS+0 .. +9 op-specific (BlasGemm also 10-12), then:
+export const A_N = 13;     // items (rows, indices, columns or floats)
+export const A_CHUNK = 14; // items per chunk
+export const A_PART = 15;  // axpyRows, BlasGemv: pointer of the partial ys of threads 1.. (byte offset;
+export const A_PSTRIDE = 16; //  native address for BlasGemv), and the byte stride between them
 
 /**
  * Claim and run chunks of chunked job `tag` on thread t until none are left (or the
  * job is no longer current). Returns the number of chunks this thread ran. Errors in
  * a chunk are recorded (ERR) and the chunk still counts as complete.
  */
-export function runChunks(exs: readonly KernelExports[], op: number, tag: number, i32: Int32Array, f64: Float64Array, t: number): number {
+export function runChunks(exs: readonly KernelExports[], op: number, tag: number, i32: Int32Array, f64: Float64Array, t: number,
+  blas: () => Blas): number {
   let ran = 0;
   for (;;) {
     const v = Atomics.load(i32, NEXT);
@@ -157,7 +167,7 @@ export function runChunks(exs: readonly KernelExports[], op: number, tag: number
     if (c >= chunks) return ran;
     if (Atomics.compareExchange(i32, NEXT, v, v + 1) !== v) continue;
     try {
-      runChunk(exs[f64[ARGS + A_MEM]], op, f64, t, c, ran === 0);
+      runChunk(exs[f64[ARGS + A_MEM]], op, f64, t, c, ran === 0, blas);
     } catch (e) {
       Atomics.store(i32, ERR, 1);
       if (t > 0) console.error('sparselm cpu worker:', e);
@@ -167,7 +177,7 @@ export function runChunks(exs: readonly KernelExports[], op: number, tag: number
   }
 }
 
-function runChunk(ex: KernelExports, op: number, f64: Float64Array, t: number, c: number, first: boolean): void {
+function runChunk(ex: KernelExports, op: number, f64: Float64Array, t: number, c: number, first: boolean, blas: () => Blas): void {
   const a = ARGS;
   const n = f64[a + A_N], chunk = f64[a + A_CHUNK];
   const lo = c * chunk, hi = Math.min(n, lo + chunk);
@@ -196,6 +206,19 @@ function runChunk(ex: KernelExports, op: number, f64: Float64Array, t: number, c
     case Op.GemmSmallM: // items are columns of C
       ex.gemmSmallM(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], f64[a + 5], lo, hi);
       break;
+    case Op.BlasGemv:
+      blasGemvChunk(blas(), f64, t, lo, hi, first);
+      break;
+    case Op.BlasGemm:
+      blasGemmChunk(blas(), f64, lo, hi);
+      break;
+    case Op.Attention: {
+      const hd = f64[a + T_HD], group = f64[a + T_GROUP], kvStride = f64[a + T_KVSTRIDE], kv = (lo / group) * kvStride * 4;
+      const S = t === 0 ? f64[a + T_S] : f64[a + A_PART] + (t - 1) * f64[a + A_PSTRIDE];
+      ex.attention(f64[a + T_Q] + lo * hd * 4, f64[a + T_K] + kv, f64[a + T_V] + kv, f64[a + T_OUT] + lo * hd * 4, S,
+        hi - lo, group, f64[a + T_T], hd, kvStride, f64[a + T_SCALE]);
+      break;
+    }
     default:
       throw new Error(`cpu kernels: unknown op ${op}`);
   }

@@ -23,8 +23,8 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { loadBlas, type Blas } from './blas.js';
 import { adviseHugePages, nativeAddress } from './native.js';
 import {
-  A_CHUNK, A_MEM, A_N, A_PART, A_PSTRIDE, ARGS, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, G_A, G_BETA, G_COLS, G_LDA, G_M, G_N, G_PART,
-  G_PSTRIDE, G_TRANS, G_X, G_Y, M_A, M_B, M_BETA, M_C, M_K, M_LDA, M_LDB, M_LDC, M_TRANSA, M_TRANSB, MAX_THREADS, NCHUNKS, NEXT, Op,
+  A_CHUNK, A_MEM, A_N, A_PART, A_PSTRIDE, ARGS, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, G_A, G_COLS, G_LDA, G_M, G_N, G_TRANS, G_X,
+  G_Y, M_A, M_B, M_BETA, M_C, M_COLS, M_K, M_LDA, M_LDB, M_LDC, M_M, M_N, M_TRANSA, M_TRANSB, T_GROUP, T_HD, T_K, T_KVSTRIDE, T_OUT, T_Q, T_S, T_SCALE, T_T, T_V, MAX_THREADS, NCHUNKS, NEXT, Op,
   RANGES, RESULTS, SEQ, TAG_BITS, runChunks, runShare, type KernelExports,
 } from './exec.js';
 import { MAX_PAGES, SharedHeap, memoryOf, newSharedMemory, offsetOf, type WasmHeap } from './heap.js';
@@ -92,8 +92,9 @@ export interface CpuKernels {
    */
   gemmSmallM(pA: number, pB: number, pC: number, M: number, N: number, K: number): void;
   /**
-   * Batch-1 causal attention, all H heads in one call on the calling thread (short
-   * rows: a worker hand-off would cost more than the work). Head h uses kv head
+   * Batch-1 causal attention, all H heads in one call; the threads share the heads when
+   * there are enough (whole groups per thread, at least ATT_PAR_MIN multiply-adds).
+   * Head h uses kv head
    * g = floor(h / group): s = (q_h · K[g, t]) · scale for t < T, p = softmax(s), out_h =
    * Σ_t p[t]·V[g, t]. q: [H, hd]; K, V: kv heads kvStride floats apart, rows of hd;
    * out: [H, hd]; pS: T floats of scratch.
@@ -130,6 +131,9 @@ export interface CpuKernels {
 // microseconds, about the time to read 64K floats or do 2^19 flops.
 const PAR_MIN_FLOATS = 1 << 16;
 const PAR_MIN_FLOPS = 1 << 19;
+// Attention shares its heads from this many multiply-adds (q·k and p·v: 2·H·T·hd);
+// it also computes H·T exponentials.
+const ATT_PAR_MIN = 1 << 16;
 // Workers poll for 2 ms after each job before sleeping (costs that much CPU when idle).
 const WORKER_SPIN_MS = 2;
 const MAIN_SPIN = 1 << 20;
@@ -154,6 +158,8 @@ interface MemoryState {
   partial: number; partialBytes: number;
   /** Staging area for operands that live in another memory (address) and its size. */
   stage: number; stageBytes: number;
+  /** attention: the scores scratch of threads 1.. (address) and its size. */
+  scores: number; scoresBytes: number;
 }
 
 class Kernels implements CpuKernels {
@@ -238,7 +244,7 @@ class Kernels implements CpuKernels {
     const sb = ex.gemmScratchBytes();
     const scratch: number[] = [];
     for (let t = 0; t < this.threads; t++) scratch.push(offsetOf(this.heap.allocIn(m, sb, 64)));
-    this.mems.push({ scratch, partial: 0, partialBytes: 0, stage: 0, stageBytes: 0 });
+    this.mems.push({ scratch, partial: 0, partialBytes: 0, stage: 0, stageBytes: 0, scores: 0, scoresBytes: 0 });
     this.exs.push(ex);
     this.scratch0.push(scratch[0]);
     if (this.blasLib !== null) this.nativeBases.push(nativeAddress(memory.buffer) ?? 0);
@@ -310,7 +316,7 @@ class Kernels implements CpuKernels {
     if (this.disposed) throw new Error('cpu kernels: used after dispose()');
     const i32 = this.i32;
     if (!parallel || this.threads === 1) {
-      if (op !== Op.AddMemory) runShare(this.exs, op, this.f64, 0, this.scratch0, this.blasOrThrow);
+      if (op !== Op.AddMemory) runShare(this.exs, op, this.f64, 0, this.scratch0);
       return;
     }
     this.nextJob();
@@ -318,7 +324,7 @@ class Kernels implements CpuKernels {
     this.post(op);
     let err: unknown;
     try {
-      if (op !== Op.AddMemory) runShare(this.exs, op, this.f64, 0, this.scratch0, this.blasOrThrow);
+      if (op !== Op.AddMemory) runShare(this.exs, op, this.f64, 0, this.scratch0);
     } catch (e) {
       err = e;
     }
@@ -359,7 +365,7 @@ class Kernels implements CpuKernels {
     Atomics.store(i32, NCHUNKS, chunks);
     Atomics.store(i32, COMPLETE, 0);
     if (chunks > 1) this.post(op);
-    runChunks(this.exs, op, tag, i32, f64, 0);
+    runChunks(this.exs, op, tag, i32, f64, 0, this.blasOrThrow);
     // Wait only for chunks that workers claimed and have not finished.
     let d = Atomics.load(i32, COMPLETE);
     for (let k = 0; d !== chunks && k < MAIN_SPIN; k++) d = Atomics.load(i32, COMPLETE);
@@ -387,60 +393,59 @@ class Kernels implements CpuKernels {
     return this.nativeBases[memoryOf(p)] + offsetOf(p);
   }
 
-  // y = op(W)·x + beta·y through OpenBLAS, W [rows, cols]; the threads split W's rows
-  // (for Wᵀ·x the main thread then adds the workers' partial ys), or for a short, wide
-  // Wᵀ its columns (exec.ts BlasGemv). Two threads here (dev/gemv/worker-blas.mjs):
-  // rows 28 GB/s against columns 23 for [1024, 3072]; columns 28-30 against rows 19-21
-  // for the Sparse FF controller's [96, 6144], and 30 against 27 for [1024, 32000].
+  // y = op(W)·x + beta·y (beta 0 or 1) through OpenBLAS, W [rows, cols]. The threads
+  // claim chunks of W's rows (for Wᵀ·x the main thread then adds the workers' partial
+  // ys), or for a short, wide Wᵀ of its columns (exec.ts BlasGemv). Two threads here
+  // (dev/gemv/worker-blas.mjs): rows 28 GB/s against columns 23 for [1024, 3072];
+  // columns 28-30 against rows 19-21 for the Sparse FF controller's [96, 6144], and 30
+  // against 27 for [1024, 32000].
   private blasMatvec(trans: boolean, pW: number, rows: number, cols: number, pX: number, pY: number, beta: number): void {
     if (this.disposed) throw new Error('cpu kernels: used after dispose()');
     const blas = this.blasOrThrow();
     const W = this.native(pW), x = this.native(pX), y = this.native(pY);
     const byCols = trans && cols >= 8 * rows;
-    if (this.threads === 1 || rows * cols < PAR_MIN_FLOATS || (byCols ? cols : rows) < 16 * this.threads) {
+    const n = byCols ? cols : rows, T = this.threads;
+    if (T === 1 || rows * cols < PAR_MIN_FLOATS || n < 16 * T) {
       blas.sgemvAt(trans, rows, cols, 1, W, cols, x, beta, y);
       return;
     }
-    const a = this.f64, T = this.threads;
+    const a = this.f64;
     const stride = Math.ceil((cols * 4) / 64) * 64;
     if (trans && !byCols && stride * (T - 1) > this.blasPartialBytes) {
       this.heap.free(this.blasPartial);
       this.blasPartialBytes = stride * (T - 1);
       this.blasPartial = this.heap.allocIn(0, this.blasPartialBytes, 64);
     }
+    // Trans chunks add into y (exec.ts), so beta 0 becomes a zeroed y first.
+    if (trans && beta === 0) this.exs[memoryOf(pY)].zero(offsetOf(pY), cols);
     a[ARGS + G_TRANS] = trans ? 1 : 0; a[ARGS + G_M] = rows; a[ARGS + G_N] = cols; a[ARGS + G_A] = W; a[ARGS + G_LDA] = cols;
-    a[ARGS + G_X] = x; a[ARGS + G_Y] = y; a[ARGS + G_BETA] = beta; a[ARGS + G_COLS] = byCols ? 1 : 0;
-    a[ARGS + G_PART] = this.native(this.blasPartial); a[ARGS + G_PSTRIDE] = stride;
-    const b = byCols ? split(cols, T, 16) : split(rows, T, 8);
-    for (let t = 0; t < T; t++) this.range(t, b[t], b[t + 1]);
-    this.run(Op.BlasGemv, true);
-    if (trans && !byCols) for (let t = 1; t < T; t++) if (b[t + 1] > b[t]) blas.saxpyAt(cols, 1, this.native(this.blasPartial) + (t - 1) * stride, y);
+    a[ARGS + G_X] = x; a[ARGS + G_Y] = y; a[ARGS + G_COLS] = byCols ? 1 : 0;
+    a[ARGS + A_PART] = this.native(this.blasPartial); a[ARGS + A_PSTRIDE] = stride;
+    // Two chunks per thread: a late or descheduled thread's work is taken over by the others.
+    const align = byCols ? 16 : 8;
+    this.runChunked(Op.BlasGemv, n, Math.ceil(n / (2 * T) / align) * align, true);
+    if (trans && !byCols) for (let t = 1; t < T; t++) if (a[RESULTS + t] !== 0) blas.saxpyAt(cols, 1, this.native(this.blasPartial) + (t - 1) * stride, y);
   }
 
-  // C = op(A)·op(B) + beta·C through OpenBLAS on heap addresses; the threads split C's
-  // longer side (exec.ts BlasGemm).
+  // C = op(A)·op(B) + beta·C through OpenBLAS on heap addresses; the threads claim
+  // chunks of C's rows or columns, whichever side is longer (exec.ts BlasGemm).
   private blasGemm(transA: boolean, transB: boolean, M: number, N: number, K: number, pA: number, lda: number,
     pB: number, ldb: number, pC: number, ldc: number, beta: number): void {
     if (this.disposed) throw new Error('cpu kernels: used after dispose()');
     const blas = this.blasOrThrow();
-    const A = this.native(pA), B = this.native(pB), C = this.native(pC);
-    if (this.threads === 1 || 2 * M * N * K < PAR_MIN_FLOPS || (M < 2 && N < 32)) {
+    const A = this.native(pA), B = this.native(pB), C = this.native(pC), T = this.threads;
+    const byCols = N > M, n = byCols ? N : M, align = byCols ? 16 : 4;
+    if (T === 1 || 2 * M * N * K < PAR_MIN_FLOPS || n < 2 * align) {
       blas.sgemmAt(transA, transB, M, N, K, 1, A, lda, B, ldb, beta, C, ldc);
       return;
     }
-    const a = this.f64, T = this.threads;
+    const a = this.f64;
     a[ARGS + M_TRANSA] = transA ? 1 : 0; a[ARGS + M_TRANSB] = transB ? 1 : 0; a[ARGS + M_K] = K;
     a[ARGS + M_A] = A; a[ARGS + M_LDA] = lda; a[ARGS + M_B] = B; a[ARGS + M_LDB] = ldb; a[ARGS + M_C] = C; a[ARGS + M_LDC] = ldc;
-    a[ARGS + M_BETA] = beta;
-    // Split the longer side (each thread packs its own copy of the other operand's part).
-    if (M >= N) {
-      const b = split(M, T, 4);
-      for (let t = 0; t < T; t++) this.range(t, b[t], b[t + 1], 0, N);
-    } else {
-      const b = split(N, T, 16);
-      for (let t = 0; t < T; t++) this.range(t, 0, M, b[t], b[t + 1]);
-    }
-    this.run(Op.BlasGemm, true);
+    a[ARGS + M_BETA] = beta; a[ARGS + M_M] = M; a[ARGS + M_N] = N; a[ARGS + M_COLS] = byCols ? 1 : 0;
+    // One chunk per thread while the parts are small (each call packs its operands), two when large.
+    const per = 2 * M * N * K >= 64 * PAR_MIN_FLOPS ? 2 : 1;
+    this.runChunked(Op.BlasGemm, n, Math.max(align, Math.ceil(n / (per * T) / align) * align), true);
   }
 
   gemv(pW: number, rows: number, cols: number, pX: number, pY: number): void {
@@ -527,7 +532,24 @@ class Kernels implements CpuKernels {
     this.begin(m, kvBytes + (2 * H * hd + T) * 4);
     const v = this.place(pV, kvBytes, true, false), q = this.place(pQ, H * hd * 4, true, false);
     const out = this.place(pOut, H * hd * 4, false, true), sc = this.place(pS, T * 4, false, false);
-    this.exs[m].attention(q, offsetOf(pK), v, out, sc, H, group, T, hd, kvStride, scale);
+    const kvHeads = H / group;
+    if (this.threads === 1 || kvHeads < 2 || 2 * H * T * hd < ATT_PAR_MIN) {
+      this.exs[m].attention(q, offsetOf(pK), v, out, sc, H, group, T, hd, kvStride, scale);
+    } else {
+      const s = this.mems[m], stride = Math.ceil((T * 4) / 64) * 64;
+      if (stride * (this.threads - 1) > s.scoresBytes) {
+        this.heap.free(s.scores);
+        s.scoresBytes = Math.max(stride * (this.threads - 1), Math.ceil(s.scoresBytes * 1.5));
+        s.scores = this.heap.allocIn(m, s.scoresBytes, 64);
+      }
+      const a = this.f64;
+      a[ARGS + T_Q] = q; a[ARGS + T_K] = offsetOf(pK); a[ARGS + T_V] = v; a[ARGS + T_OUT] = out; a[ARGS + T_S] = sc;
+      a[ARGS + T_GROUP] = group; a[ARGS + T_T] = T; a[ARGS + T_HD] = hd; a[ARGS + T_KVSTRIDE] = kvStride; a[ARGS + T_SCALE] = scale;
+      a[ARGS + A_PART] = offsetOf(s.scores); a[ARGS + A_PSTRIDE] = stride;
+      // About two chunks per thread, whole groups each.
+      const chunk = Math.ceil(kvHeads / (2 * this.threads)) * group;
+      this.runChunked(Op.Attention, H, chunk, true);
+    }
     this.end();
   }
 

@@ -58,7 +58,7 @@ for (;;) {
   const op = s & 15;
   if (op === Op.Exit) break;
   if (isChunked(op)) {
-    runChunks(exs, op, (s >>> 4) & tagMask, i32, f64, init.index);
+    runChunks(exs, op, (s >>> 4) & tagMask, i32, f64, init.index, blas);
     continue;
   }
   try {
@@ -68,7 +68,7 @@ for (;;) {
       if (msg === undefined) throw new Error('AddMemory without a memory message');
       addMemory(msg.memory, msg.scratch);
     } else {
-      runShare(exs, op, f64, init.index, scratch, blas);
+      runShare(exs, op, f64, init.index, scratch);
     }
   } catch (e) {
     Atomics.store(i32, ERR, 1);

@@ -189,7 +189,8 @@ export function runDecode(o: DecodeBenchOptions): void {
       k.dispose();
     }
     const base = rows[0];
-    console.log(`\n${threads} thread${threads > 1 ? 's' : ''}, gemm: ${k.blas ? 'OpenBLAS' : 'WebAssembly'}`);
+    console.log(`\n${threads} thread${threads > 1 ? 's' : ''}; dense products: ${k.blas ? 'OpenBLAS, each thread on its part' : 'WebAssembly'}; ` +
+      `wasm kernels: ${k.fma ? 'relaxed SIMD (fused multiply-add)' : 'SIMD (multiply, add)'}`);
     if (perBlockOnly) {
       console.log('| model (one block) | ms/block | speedup | MB read/block | ideal speedup | GB/s | read ceiling GB/s | paper ms/block | paper speedup |');
       console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');

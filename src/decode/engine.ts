@@ -16,7 +16,7 @@
  *   rows), logits. step() allocates nothing.
  * - Decode layouts: a matrix used as y = x·W ([d_in, d_out] in the
  *   checkpoint) is stored as Wᵀ [d_out, d_in] so a GEMV reads rows, or, when
- *   the kernels send matrix-vector products to OpenBLAS (one thread), kept
+ *   the kernels send matrix-vector products to OpenBLAS (any thread count), kept
  *   [d_in, d_out] for its faster transposed sgemv (`inputMajor`). FF W1 is
  *   stored as W1ᵀ [d_ff, d] and W2 as is [d_ff, d]: a neuron is two
  *   contiguous rows, so the sparse paths (ReLU zeros, Top-k, Sparse FF) read
@@ -149,7 +149,7 @@ export class DecodeEngine {
    * Dense products' matrices stored [d_in, d_out] (as in the checkpoint) and read by
    * OpenBLAS's transposed sgemv, which streamed them 20-30% faster than the [d_out, d_in]
    * layout with the plain sgemv here (dev/gemv/blas-layout.mjs); only when the kernels
-   * send matrix-vector products to OpenBLAS (one thread). Otherwise [d_out, d_in], for
+   * send matrix-vector products to OpenBLAS (split between the threads). Otherwise [d_out, d_in], for
    * the wasm gemv's row dot products.
    */
   private readonly inputMajor: boolean;
@@ -671,7 +671,7 @@ export class DecodeEngine {
   /**
    * y = b2 (or 0) + Σ_{i<n} coef[i]·W2[idx[i], :]. When every unit is active (n = d_ff:
    * SwiGLU and GELU, whose zeros are rare) idx is 0..d_ff-1 and the sum is one dense
-   * W2ᵀ·coef (gemvT: OpenBLAS's sgemv on one thread, which streams faster than a gather).
+   * W2ᵀ·coef (gemvT: OpenBLAS sgemv when present, which streams faster than a gather).
    */
   private down(lw: LayerW, n: number): void {
     const d = this.d;

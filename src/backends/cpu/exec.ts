@@ -31,7 +31,7 @@
 //   Chunked rather than static: on a loaded machine a descheduled worker would hold up
 //   a static share for a whole scheduler slice (4 ms measured here).
 
-import type { Blas } from './blas.js';
+import { sgemmInParts, type Blas } from './blas.js';
 
 /** Exports of build/wasm/kernels.wasm (see src/backends/cpu/assembly/kernels.ts). */
 export interface KernelExports {
@@ -137,7 +137,7 @@ function blasGemmChunk(blas: Blas, f64: Float64Array, lo: number, hi: number): v
   const A = f64[a + M_A] + (tA ? i0 : i0 * lda) * 4;
   const B = f64[a + M_B] + (tB ? j0 * ldb : j0) * 4;
   const C = f64[a + M_C] + (i0 * ldc + j0) * 4;
-  blas.sgemmAt(tA, tB, i1 - i0, j1 - j0, f64[a + M_K], 1, A, lda, B, ldb, f64[a + M_BETA], C, ldc);
+  sgemmInParts(blas, tA, tB, i1 - i0, j1 - j0, f64[a + M_K], A, lda, B, ldb, f64[a + M_BETA], C, ldc);
 }
 
 // Arguments of Attention (byte offsets in memory A_MEM): a chunk is a range of query

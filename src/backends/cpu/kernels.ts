@@ -20,7 +20,7 @@
 // float pointers are 4-aligned (16-aligned is faster); outputs must not overlap inputs.
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { loadBlas, type Blas } from './blas.js';
+import { loadBlas, sgemmInParts, type Blas } from './blas.js';
 import { adviseHugePages, nativeAddress } from './native.js';
 import {
   A_CHUNK, A_MEM, A_N, A_PART, A_PSTRIDE, ARGS, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, G_A, G_COLS, G_LDA, G_M, G_N, G_TRANS, G_X,
@@ -436,7 +436,7 @@ class Kernels implements CpuKernels {
     const A = this.native(pA), B = this.native(pB), C = this.native(pC), T = this.threads;
     const byCols = N > M, n = byCols ? N : M, align = byCols ? 16 : 4;
     if (T === 1 || 2 * M * N * K < PAR_MIN_FLOPS || n < 2 * align) {
-      blas.sgemmAt(transA, transB, M, N, K, 1, A, lda, B, ldb, beta, C, ldc);
+      sgemmInParts(blas, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
       return;
     }
     const a = this.f64;

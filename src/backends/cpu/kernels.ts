@@ -134,6 +134,8 @@ const PAR_MIN_FLOPS = 1 << 19;
 // Attention shares its heads from this many multiply-adds (q·k and p·v: 2·H·T·hd);
 // it also computes H·T exponentials.
 const ATT_PAR_MIN = 1 << 16;
+// gemmSmallM on one thread: rows of B per block (see the kernel).
+const SMALLM_ROWS = 8;
 // Workers poll for 2 ms after each job before sleeping (costs that much CPU when idle).
 const WORKER_SPIN_MS = 2;
 const MAIN_SPIN = 1 << 20;
@@ -520,7 +522,11 @@ class Kernels implements CpuKernels {
     a[ARGS + 3] = M; a[ARGS + 4] = N; a[ARGS + 5] = K;
     // Chunks of whole 16-column panels, about 8 per thread.
     const chunk = Math.max(16, Math.ceil(N / (8 * this.threads) / 16) * 16);
-    this.runChunked(Op.GemmSmallM, N, chunk, M * N * K >= PAR_MIN_FLOPS);
+    const par = M * N * K >= PAR_MIN_FLOPS && this.threads > 1;
+    // Rows of B per block (assembly/kernels.ts): 8 on one thread; one walk down all of B
+    // when threads share it (blocks were slower there, measured with dev/gemv/loss-layer.mjs).
+    a[ARGS + 6] = par ? K : SMALLM_ROWS;
+    this.runChunked(Op.GemmSmallM, N, chunk, par);
     this.end();
   }
 

@@ -401,23 +401,51 @@ export function gemm(transA: bool, transB: bool, K: i32, pA: usize, lda: i32, pB
 // Small-M GEMM without packing: C[i, j] = Σ_k A[i, k] · B[k, j] for i < M, j in [j0, j1).
 // A [M, K], B [K, N], C [M, N], all contiguous (lda = K, ldb = ldc = N); C is overwritten.
 // For the decoder's factored layers (M = modules, 4..16 rows, against E [d, M_out]) and
-// its im2col convolutions: B is streamed once per pair of A rows in panels of 16
-// columns (one cache line per B row), with no copy of B, so a wide B (the sparse loss
-// layer's 32 MB E) is read from memory once and re-read from L2 for the other row pairs.
-// Threads split the columns (j0, j1 multiples of 16 except at N).
-export function gemmSmallM(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i32, j0: i32, j1: i32): void {
+// its im2col convolutions: B is read with no copy, in blocks of kb rows; within a
+// block, panel by panel of 16 columns (one cache line per B row), once per pair of A
+// rows. The first block writes C, the others add to it. Why blocks of 8 rows: the
+// second pair of A rows re-reads the panel, which must still be in L1. A panel's rows
+// lie a whole B row apart (32 KB for the sparse loss layer's E), so they all fall in
+// the same L1 set, and a set holds 12 lines on Zen 4 (8 on older cores). The panel of
+// all K rows that this kernel used to walk was re-read from L2 or memory. Measured for
+// the loss layer's [4, 1024]·[1024, 8000], 1 thread, B cold: rows per block 8-12
+// 1.9-2.0 ms, 4 rows 2.8, 16 rows 2.7, 32-64 rows 4.0-4.3, all 1024 rows 2.7-2.9
+// (dev/gemv/loss-layer.mjs). On two threads of this machine, blocks were slower than one
+// walk down all K rows (kb = K): the two vCPUs appear to share L1 (SMT siblings on the
+// host), so the caller picks kb. Threads split the columns (j0, j1 multiples of 16
+// except at N).
+export function gemmSmallM(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i32, j0: i32, j1: i32, kb: i32): void {
+  if (kb < 1) kb = K;
+  for (let k0 = 0; k0 < K; k0 += kb) {
+    const k1 = min(K, k0 + kb);
+    gemmSmallMRows(pA, pB, pC, M, N, K, j0, j1, k0, k1, k0 > 0);
+  }
+  if (K === 0) {
+    for (let i = 0; i < M; i++) for (let j = j0; j < j1; j++) store<f32>(pC + ((<usize>i * <usize>N + <usize>j) << 2), 0);
+  }
+}
+
+// gemmSmallM over B rows [k0, k1): C (+)= A[:, k0:k1] · B[k0:k1, j0:j1].
+@inline
+function gemmSmallMRows(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i32, j0: i32, j1: i32, k0: i32, k1: i32, add: bool): void {
   const rb: usize = <usize>N << 2;
   const ab: usize = <usize>K << 2;
+  const bk: usize = pB + <usize>k0 * rb;
   let j = j0;
   for (; j + 16 <= j1; j += 16) {
-    const bj = pB + (<usize>j << 2);
+    const bj = bk + (<usize>j << 2);
     let i = 0;
     for (; i + 2 <= M; i += 2) {
       const a0 = pA + <usize>i * ab, a1 = a0 + ab;
+      const q0 = pC + <usize>i * rb + (<usize>j << 2), q1 = q0 + rb;
       let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
       let c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0), c13 = f32x4.splat(0);
+      if (add) {
+        c00 = v128.load(q0); c01 = v128.load(q0, 16); c02 = v128.load(q0, 32); c03 = v128.load(q0, 48);
+        c10 = v128.load(q1); c11 = v128.load(q1, 16); c12 = v128.load(q1, 32); c13 = v128.load(q1, 48);
+      }
       let bp = bj;
-      for (let k = 0; k < K; k++) {
+      for (let k = k0; k < k1; k++) {
         const off: usize = <usize>k << 2;
         const x0 = v128.load32_splat(a0 + off), x1 = v128.load32_splat(a1 + off);
         const b0 = v128.load(bp), b1 = v128.load(bp, 16);
@@ -428,15 +456,16 @@ export function gemmSmallM(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i
         c03 = madd(b3, x0, c03); c13 = madd(b3, x1, c13);
         bp += rb;
       }
-      const q0 = pC + <usize>i * rb + (<usize>j << 2), q1 = q0 + rb;
       v128.store(q0, c00); v128.store(q0, c01, 16); v128.store(q0, c02, 32); v128.store(q0, c03, 48);
       v128.store(q1, c10); v128.store(q1, c11, 16); v128.store(q1, c12, 32); v128.store(q1, c13, 48);
     }
     if (i < M) {
       const a0 = pA + <usize>i * ab;
+      const q0 = pC + <usize>i * rb + (<usize>j << 2);
       let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
+      if (add) { c00 = v128.load(q0); c01 = v128.load(q0, 16); c02 = v128.load(q0, 32); c03 = v128.load(q0, 48); }
       let bp = bj;
-      for (let k = 0; k < K; k++) {
+      for (let k = k0; k < k1; k++) {
         const x0 = v128.load32_splat(a0 + (<usize>k << 2));
         c00 = madd(v128.load(bp), x0, c00);
         c01 = madd(v128.load(bp, 16), x0, c01);
@@ -444,20 +473,20 @@ export function gemmSmallM(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i
         c03 = madd(v128.load(bp, 48), x0, c03);
         bp += rb;
       }
-      const q0 = pC + <usize>i * rb + (<usize>j << 2);
       v128.store(q0, c00); v128.store(q0, c01, 16); v128.store(q0, c02, 32); v128.store(q0, c03, 48);
     }
   }
   for (; j < j1; j++) {
     for (let i = 0; i < M; i++) {
       const a0 = pA + <usize>i * ab;
-      let s: f32 = 0;
-      let bp = pB + (<usize>j << 2);
-      for (let k = 0; k < K; k++) {
+      const q: usize = pC + <usize>i * rb + (<usize>j << 2);
+      let s: f32 = add ? load<f32>(q) : 0;
+      let bp = bk + (<usize>j << 2);
+      for (let k = k0; k < k1; k++) {
         s += load<f32>(a0 + (<usize>k << 2)) * load<f32>(bp);
         bp += rb;
       }
-      store<f32>(pC + <usize>i * rb + (<usize>j << 2), s);
+      store<f32>(q, s);
     }
   }
 }

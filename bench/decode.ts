@@ -1,12 +1,19 @@
 // `npm run bench -- decode [--preset 800m|17b|small] [--threads 1,2] [--tokens 10] [--prompt 16]
-//     [--contexts 16,512,2048]`:
+//     [--rounds 5] [--contexts 16,512,2048]`:
 // the fast batch-1 decoder (src/decode/engine.ts) on random weights of the paper's
-// shapes (spec/results.md), greedy, warm-up first, then the median over the generated
-// tokens of the time per token and per block (all layers / n_layers), the weight bytes
-// read per token and the achieved GB/s beside the read ceiling measured in the same
-// run (kernels.readBandwidth over 512 MiB, same threads, just before each model).
-// Speedups are against the dense baseline measured in the same run; the ideal speedup
-// of a memory-bound decoder is bytes(dense) / bytes(model).
+// shapes (spec/results.md), greedy, warm-up first; the time per token and per block
+// (all layers / n_layers), the weight bytes read per token and the achieved GB/s beside
+// the read ceiling measured in the same run (kernels.readBandwidth over 512 MiB, same
+// threads, just before each model's rounds). The ideal speedup of a memory-bound
+// decoder is bytes(dense) / bytes(model).
+//
+// Paired rounds: the dense baseline stays loaded while each other model is loaded in
+// turn. A round decodes `tokens` tokens with the baseline, then `tokens` with the model
+// (each after a reset and the prompt); a round's time is the median over its tokens.
+// A model's speedup is the median over rounds of baseline time / model time, so both
+// sides of every ratio ran within seconds of each other (this machine is shared, and
+// its read bandwidth moves by 2x within minutes). The times printed are medians over
+// rounds; the baseline's pool the rounds of all pairs.
 //
 // Random weights: every choice the sparse paths make (controller argmax, ReLU zeros)
 // is as random as the weights, so the traffic is what a trained model would read
@@ -35,6 +42,8 @@ import { lazyRandomParams, median } from './util.js';
 
 export interface DecodeBenchOptions {
   preset: string; threads: number[]; tokens: number; prompt: number; blas: boolean; only?: string;
+  /** Paired rounds per model (see the header). */
+  rounds: number;
   /** Prompt lengths for the context-length table (empty: none). */
   contexts: number[];
 }
@@ -98,6 +107,8 @@ function argmax(v: Float32Array): number {
 interface Row {
   name: string; threads: number; prefillMs: number; tokenMs: number; blockMs: number; bytes: number; blockBytes: number;
   gbs: number; blockGbs: number; ceil: number; paper?: [number | null, number];
+  /** Median over paired rounds of baseline time / this model's time (1 for the baseline). */
+  tokenSpeedup: number; blockSpeedup: number;
 }
 /** One model at one prompt length: ms/token after it, KV bytes read per token, prefill tokens/s. */
 interface ContextRow { name: string; context: number; tokenMs: number; weightBytes: number; kvBytes: number; prefillTokS: number }
@@ -114,39 +125,50 @@ function ceiling(k: CpuKernels, buf: number, bytes: number): number {
 
 const promptOf = (n: number, V: number): number[] => Array.from({ length: n }, (_, i) => (i * 7919 + 13) % V);
 
-function measure(k: CpuKernels, config: ModelConfig, v: Variant, o: DecodeBenchOptions, buf: number, bufBytes: number, contextRows: ContextRow[]): Row {
+/** A loaded model and what its rounds measured. */
+interface Loaded {
+  v: Variant; config: ModelConfig; engine: DecodeEngine;
+  tok: number[]; blk: number[]; prefillMs: number[]; bytes: number; blockBytes: number;
+}
+
+function load(k: CpuKernels, config: ModelConfig, v: Variant, o: DecodeBenchOptions): Loaded {
   const t0 = performance.now();
   const maxContext = Math.max(o.prompt, ...(v.contexts ? o.contexts : [])) + o.tokens + 4;
   const engine = new DecodeEngine(config, lazyRandomParams(config, 7), { kernels: k, skipZeros: v.skipZeros, maxContext });
   const loadMs = performance.now() - t0;
-  try {
-    const prompt = promptOf(o.prompt, config.vocab_size);
-    // Warm-up: one full pass of the prompt and a few tokens (page faults, tier-up), then reset.
-    let next = argmax(engine.prefill(prompt.slice(0, 4)));
-    for (let i = 0; i < 2; i++) next = argmax(engine.step(next));
-    engine.reset();
-    const ceil = ceiling(k, buf, bufBytes);
-    const tp = performance.now();
-    next = argmax(engine.prefill(prompt));
-    const prefillMs = performance.now() - tp;
-    const tok: number[] = [], blk: number[] = [], bytes: number[] = [], blockBytes: number[] = [];
-    for (let i = 0; i < o.tokens; i++) {
-      next = argmax(engine.step(next));
-      tok.push(engine.last.totalMs); blk.push(engine.last.blocksMs / config.n_layers);
-      bytes.push(engine.last.weightBytes); blockBytes.push(engine.last.blockWeightBytes / config.n_layers);
-    }
-    const tokenMs = median(tok), blockMs = median(blk);
-    const b = median(bytes), bb = median(blockBytes);
-    process.stderr.write(`  ${v.name} (${o.threads.length > 1 ? `${k.threads} threads, ` : ''}load ${(loadMs / 1000).toFixed(1)} s, ` +
-      `${(engine.weightBytesTotal / 2 ** 30).toFixed(2)} GiB in ${k.heap.memories.length} wasm memor${k.heap.memories.length > 1 ? 'ies' : 'y'})\n`);
-    if (v.contexts) for (const L of o.contexts) contextRows.push(atContext(engine, config, v.name, L, o.tokens));
-    return {
-      name: v.name, threads: k.threads, prefillMs, tokenMs, blockMs, bytes: b, blockBytes: bb,
-      gbs: b / (tokenMs * 1e6), blockGbs: bb / (blockMs * 1e6), ceil, paper: v.paper,
-    };
-  } finally {
-    engine.dispose();
+  // Warm-up: part of the prompt and a few tokens (page faults, tier-up).
+  let next = argmax(engine.prefill(promptOf(4, config.vocab_size)));
+  for (let i = 0; i < 2; i++) next = argmax(engine.step(next));
+  process.stderr.write(`  ${v.name} (${o.threads.length > 1 ? `${k.threads} threads, ` : ''}load ${(loadMs / 1000).toFixed(1)} s, ` +
+    `${(engine.weightBytesTotal / 2 ** 30).toFixed(2)} GiB in ${k.heap.memories.length} wasm memor${k.heap.memories.length > 1 ? 'ies' : 'y'})\n`);
+  return { v, config, engine, tok: [], blk: [], prefillMs: [], bytes: 0, blockBytes: 0 };
+}
+
+/** One round of a model: reset, prefill the prompt (timed), decode `tokens` greedily; returns the round's median ms/token and ms/block. */
+function round(m: Loaded, o: DecodeBenchOptions): [number, number] {
+  const { engine, config } = m;
+  engine.reset();
+  const tp = performance.now();
+  let next = argmax(engine.prefill(promptOf(o.prompt, config.vocab_size)));
+  m.prefillMs.push(performance.now() - tp);
+  const tok: number[] = [], blk: number[] = [], bytes: number[] = [], blockBytes: number[] = [];
+  for (let i = 0; i < o.tokens; i++) {
+    next = argmax(engine.step(next));
+    tok.push(engine.last.totalMs); blk.push(engine.last.blocksMs / config.n_layers);
+    bytes.push(engine.last.weightBytes); blockBytes.push(engine.last.blockWeightBytes / config.n_layers);
   }
+  m.bytes = median(bytes); m.blockBytes = median(blockBytes);
+  const t = median(tok), b = median(blk);
+  m.tok.push(t); m.blk.push(b);
+  return [t, b];
+}
+
+function rowOf(m: Loaded, k: CpuKernels, ceil: number, tokenSpeedup: number, blockSpeedup: number): Row {
+  const tokenMs = median(m.tok), blockMs = median(m.blk);
+  return {
+    name: m.v.name, threads: k.threads, prefillMs: median(m.prefillMs), tokenMs, blockMs, bytes: m.bytes, blockBytes: m.blockBytes,
+    gbs: m.bytes / (tokenMs * 1e6), blockGbs: m.blockBytes / (blockMs * 1e6), ceil, paper: m.v.paper, tokenSpeedup, blockSpeedup,
+  };
 }
 
 /** Reset, prefill a prompt of L tokens (timed), then decode `tokens` greedily: the median ms/token at that context. */
@@ -171,7 +193,8 @@ export function runDecode(o: DecodeBenchOptions): void {
   if (!preset) throw new Error(`bench decode: unknown preset '${o.preset}' (known: ${Object.keys(PRESETS).join(', ')})`);
   const shape = loadPreset(preset.preset);
   const perBlockOnly = shape.config.n_layers === 1;
-  console.log(`decode, preset ${o.preset}: batch 1, greedy, ${o.prompt}-token prompt, median over ${o.tokens} tokens after warm-up; random weights, float32`);
+  console.log(`decode, preset ${o.preset}: batch 1, greedy, ${o.prompt}-token prompt, ${o.tokens} tokens per round after warm-up, ${o.rounds} paired rounds ` +
+    'per model against the dense baseline (speedup: median over rounds of the two times\' ratio; times: medians over rounds); random weights, float32');
   for (const threads of o.threads) {
     const k = createKernels({ threads, blas: o.blas });
     const bufBytes = 512 * 2 ** 20;
@@ -179,16 +202,42 @@ export function runDecode(o: DecodeBenchOptions): void {
     k.heap.f32(buf, bufBytes / 4).fill(1);
     const rows: Row[] = [];
     const contextRows: ContextRow[] = [];
+    const configOf = (v: Variant): ModelConfig => {
+      const context_length = Math.max(128, ...o.contexts.map((c) => c + o.tokens + 8));
+      return makeConfig(presetConfig(shape, { ...preset.bench, context_length, ...v.overrides }));
+    };
+    const [baseVariant, ...others] = preset.variants.filter((x, i) => i === 0 || !o.only || x.name.includes(o.only));
+    let base: Loaded | null = null;
+    const baseCeil: number[] = [];
     try {
-      for (const v of preset.variants.filter((x, i) => i === 0 || !o.only || x.name.includes(o.only))) {
-        const context_length = Math.max(128, ...o.contexts.map((c) => c + o.tokens + 8));
-        rows.push(measure(k, makeConfig(presetConfig(shape, { ...preset.bench, context_length, ...v.overrides })), v, o, buf, bufBytes, contextRows));
+      base = load(k, configOf(baseVariant), baseVariant, o);
+      if (others.length === 0) { baseCeil.push(ceiling(k, buf, bufBytes)); for (let r = 0; r < o.rounds; r++) round(base, o); }
+      for (const v of others) {
+        const m = load(k, configOf(v), v, o);
+        try {
+          const ceil = ceiling(k, buf, bufBytes);
+          baseCeil.push(ceil);
+          const tokenRatio: number[] = [], blockRatio: number[] = [];
+          for (let r = 0; r < o.rounds; r++) {
+            const [bt, bb] = round(base, o);
+            const [mt, mb] = round(m, o);
+            tokenRatio.push(bt / mt); blockRatio.push(bb / mb);
+          }
+          rows.push(rowOf(m, k, ceil, median(tokenRatio), median(blockRatio)));
+          if (v.contexts) for (const L of o.contexts) contextRows.push(atContext(m.engine, m.config, v.name, L, o.tokens));
+        } finally {
+          m.engine.dispose();
+        }
       }
+      const b = base;
+      if (baseVariant.contexts) contextRows.unshift(...o.contexts.map((L) => atContext(b.engine, b.config, baseVariant.name, L, o.tokens)));
+      rows.unshift(rowOf(b, k, median(baseCeil), 1, 1));
     } finally {
+      base?.engine.dispose();
       k.heap.free(buf);
       k.dispose();
     }
-    const base = rows[0];
+    const baseRow = rows[0];
     console.log(`\n${threads} thread${threads > 1 ? 's' : ''}; dense products: ${k.blas ? 'OpenBLAS, each thread on its part' : 'WebAssembly'}; ` +
       `wasm kernels: ${k.fma ? 'relaxed SIMD (fused multiply-add)' : 'SIMD (multiply, add)'}`);
     if (perBlockOnly) {
@@ -196,21 +245,21 @@ export function runDecode(o: DecodeBenchOptions): void {
       console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
       for (const r of rows) {
         const paper = r.paper ? `${r.paper[1]}` : '-';
-        const paperSpeed = r.paper && base.paper ? `${(base.paper[1] / r.paper[1]).toFixed(2)}x` : '-';
-        console.log(`| ${r.name} | ${r.blockMs.toFixed(2)} | ${(base.blockMs / r.blockMs).toFixed(2)}x | ${(r.blockBytes / 1e6).toFixed(1)} | ` +
-          `${(base.blockBytes / r.blockBytes).toFixed(2)}x | ${r.blockGbs.toFixed(1)} | ${r.ceil.toFixed(1)} | ${paper} | ${paperSpeed} |`);
+        const paperSpeed = r.paper && baseRow.paper ? `${(baseRow.paper[1] / r.paper[1]).toFixed(2)}x` : '-';
+        console.log(`| ${r.name} | ${r.blockMs.toFixed(2)} | ${r.blockSpeedup.toFixed(2)}x | ${(r.blockBytes / 1e6).toFixed(1)} | ` +
+          `${(baseRow.blockBytes / r.blockBytes).toFixed(2)}x | ${r.blockGbs.toFixed(1)} | ${r.ceil.toFixed(1)} | ${paper} | ${paperSpeed} |`);
       }
     } else {
       console.log('| model | ms/token | ms/block | speedup token / block | MB read/token | ideal speedup | GB/s | read ceiling GB/s | prefill tok/s | paper ms/token, ms/block |');
       console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
       for (const r of rows) {
         const paper = r.paper ? `${r.paper[0] ?? '-'}, ${r.paper[1]}` : '-';
-        console.log(`| ${r.name} | ${r.tokenMs.toFixed(1)} | ${r.blockMs.toFixed(2)} | ${(base.tokenMs / r.tokenMs).toFixed(2)}x / ${(base.blockMs / r.blockMs).toFixed(2)}x | ` +
-          `${(r.bytes / 1e6).toFixed(0)} | ${(base.bytes / r.bytes).toFixed(2)}x | ${r.gbs.toFixed(1)} | ${r.ceil.toFixed(1)} | ${(o.prompt / (r.prefillMs / 1000)).toFixed(0)} | ${paper} |`);
+        console.log(`| ${r.name} | ${r.tokenMs.toFixed(1)} | ${r.blockMs.toFixed(2)} | ${r.tokenSpeedup.toFixed(2)}x / ${r.blockSpeedup.toFixed(2)}x | ` +
+          `${(r.bytes / 1e6).toFixed(0)} | ${(baseRow.bytes / r.bytes).toFixed(2)}x | ${r.gbs.toFixed(1)} | ${r.ceil.toFixed(1)} | ${(o.prompt / (r.prefillMs / 1000)).toFixed(0)} | ${paper} |`);
       }
     }
     if (contextRows.length > 0) {
-      const dense = new Map(contextRows.filter((r) => r.name === base.name).map((r) => [r.context, r.tokenMs]));
+      const dense = new Map(contextRows.filter((r) => r.name === baseRow.name).map((r) => [r.context, r.tokenMs]));
       console.log(`\ncontext length, ${threads} thread${threads > 1 ? 's' : ''}: ms/token after a prompt of L tokens (median over ${o.tokens}), weight and KV-cache bytes read per token, prefill of the L-token prompt`);
       console.log('| model | L | ms/token | speedup vs dense at L | weight MB/token | KV MB/token | KV share of bytes | prefill tok/s |');
       console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');

@@ -83,11 +83,13 @@ function block(c: Float32Array, off: number, ld: number, M: number, N: number): 
 // [M, N, K]: 1s, tile edges (6x8), MC=96 and KC=256 block edges, N > NC=2048, and
 // sizes large enough (2MNK >= 2^19) to run split across threads along M or N. On the
 // OpenBLAS path, products over blas.ts SMALL_MNK are cut into parts: [200, 150, 70]
-// along N, [8, 40, 4000] and [16, 64, 1500] along K (also within each thread's part).
+// along N, [8, 40, 4000] and [16, 64, 1500] along K; and, shared between threads (2MNK
+// >= 2^22), [64, 48, 1400] by rows and [8, 512, 600] by columns, each thread's part
+// again along K.
 const GEMM_SIZES: [number, number, number][] = [
   [1, 1, 1], [1, 7, 33], [7, 1, 65], [6, 8, 4], [7, 33, 65], [65, 7, 129], [33, 129, 7],
   [97, 9, 257], [13, 17, 513], [3, 2050, 5], [129, 65, 33], [200, 150, 70], [20, 300, 100],
-  [8, 40, 4000], [16, 64, 1500],
+  [8, 40, 4000], [16, 64, 1500], [64, 48, 1400], [8, 512, 600],
 ];
 const TRANS: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
 

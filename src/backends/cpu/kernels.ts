@@ -136,6 +136,22 @@ const PAR_MIN_FLOPS = 1 << 19;
 const ATT_PAR_MIN = 1 << 16;
 // gemmSmallM on one thread: rows of B per block (see the kernel).
 const SMALLM_ROWS = 8;
+// OpenBLAS GEMMs are shared between threads from this many flops (about 40 µs of one
+// core's work): below it, two threads were slower than one here (the decoder's 800m
+// Sparse QKV products, [16, 1024]·[1024, 64]: 21 µs on one thread, 42 on two).
+const BLAS_GEMM_PAR_MIN_FLOPS = 1 << 22;
+
+/**
+ * Chunks of n items (multiples of `align`, about `per` per thread) for T threads, and how
+ * evenly they load the threads: the ideal share n/T over the largest share a thread gets
+ * when the chunks are dealt out in turn (1 = even).
+ */
+function evenChunks(n: number, align: number, T: number, per: number): { chunk: number; count: number; efficiency: number } {
+  const chunk = Math.max(align, Math.ceil(n / (T * per) / align) * align);
+  const count = Math.ceil(n / chunk);
+  const largest = Math.min(n, Math.ceil(count / T) * chunk);
+  return { chunk, count, efficiency: n / T / largest };
+}
 // Workers poll for 2 ms after each job before sleeping (costs that much CPU when idle).
 const WORKER_SPIN_MS = 2;
 const MAIN_SPIN = 1 << 20;
@@ -430,14 +446,19 @@ class Kernels implements CpuKernels {
   }
 
   // C = op(A)·op(B) + beta·C through OpenBLAS on heap addresses; the threads claim
-  // chunks of C's rows or columns, whichever side is longer (exec.ts BlasGemm).
+  // chunks of C's rows or columns, whichever side splits more evenly (exec.ts BlasGemm).
   private blasGemm(transA: boolean, transB: boolean, M: number, N: number, K: number, pA: number, lda: number,
     pB: number, ldb: number, pC: number, ldc: number, beta: number): void {
     if (this.disposed) throw new Error('cpu kernels: used after dispose()');
     const blas = this.blasOrThrow();
     const A = this.native(pA), B = this.native(pB), C = this.native(pC), T = this.threads;
-    const byCols = N > M, n = byCols ? N : M, align = byCols ? 16 : 4;
-    if (T === 1 || 2 * M * N * K < PAR_MIN_FLOPS || n < 2 * align) {
+    const flops = 2 * M * N * K;
+    // One chunk per thread while the parts are small (each call packs its operands), two when large.
+    const per = flops >= 64 * PAR_MIN_FLOPS ? 2 : 1;
+    const rows = evenChunks(M, 4, T, per), cols = evenChunks(N, 16, T, per);
+    const byCols = cols.efficiency > rows.efficiency || (cols.efficiency === rows.efficiency && N > M);
+    const { chunk, count } = byCols ? cols : rows;
+    if (T === 1 || flops < BLAS_GEMM_PAR_MIN_FLOPS || count < 2) {
       sgemmInParts(blas, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
       return;
     }
@@ -445,9 +466,7 @@ class Kernels implements CpuKernels {
     a[ARGS + M_TRANSA] = transA ? 1 : 0; a[ARGS + M_TRANSB] = transB ? 1 : 0; a[ARGS + M_K] = K;
     a[ARGS + M_A] = A; a[ARGS + M_LDA] = lda; a[ARGS + M_B] = B; a[ARGS + M_LDB] = ldb; a[ARGS + M_C] = C; a[ARGS + M_LDC] = ldc;
     a[ARGS + M_BETA] = beta; a[ARGS + M_M] = M; a[ARGS + M_N] = N; a[ARGS + M_COLS] = byCols ? 1 : 0;
-    // One chunk per thread while the parts are small (each call packs its operands), two when large.
-    const per = 2 * M * N * K >= 64 * PAR_MIN_FLOPS ? 2 : 1;
-    this.runChunked(Op.BlasGemm, n, Math.max(align, Math.ceil(n / (per * T) / align) * align), true);
+    this.runChunked(Op.BlasGemm, byCols ? N : M, chunk, true);
   }
 
   gemv(pW: number, rows: number, cols: number, pX: number, pY: number): void {

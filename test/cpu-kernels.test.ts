@@ -355,6 +355,13 @@ test('heap over several memories: addresses, views, free, and kernels whose oper
       same(h.f32(C, 8 * rows), o.f32(C1, 8 * rows), `gemm, ${threads} threads`);
       k.gemmSmallM(A, W, C, 2, rows, 4); one.gemmSmallM(A1, W1, C1, 2, rows, 4);
       same(h.f32(C, 2 * rows), o.f32(C1, 2 * rows), `gemmSmallM, ${threads} threads`);
+      // The decoder's glue: a norm of a row that lies in another memory than its weights
+      // and output, and a copy out of it (the token embedding's row into x).
+      h.f32(x, cols).set(xv); o.f32(x1, cols).set(xv); // axpyRows left them different on 2 threads
+      k.norm(W + cols * 4, x, coef, y, 300, 1e-5, false); one.norm(W1 + cols * 4, x1, coef1, y1, 300, 1e-5, false);
+      assert.deepEqual(Array.from(h.f32(y, 300)), Array.from(o.f32(y1, 300)), `norm across memories, ${threads} threads`);
+      k.copyRows(x, 0, W + 5 * cols * 4, 0, 1, cols);
+      assert.deepEqual(Array.from(h.f32(x, cols)), Array.from(w.subarray(5 * cols, 6 * cols)), `copyRows across memories, ${threads} threads`);
       // Views of a later memory, free and reuse there.
       h.f32(big[1], 4).set([1, 2, 3, 4]);
       assert.deepEqual(Array.from(h.f32(big[1], 4)), [1, 2, 3, 4]);
@@ -520,10 +527,82 @@ for (const threads of [1, 2]) {
   });
 }
 
-describe('cpu kernels: decoder elementwise kernels (mulRows, addRows, im2col)', () => {
+describe('cpu kernels: decoder elementwise kernels (mulRows, addRows, im2col, norm, rope, copyRows)', () => {
   let k: CpuKernels;
   before(() => { k = createKernels({ threads: 1, blas: false }); });
   after(() => k.dispose());
+
+  test('norm: layernorm (with and without bias) and rmsnorm within one float32 rounding of a float64 reference', () => {
+    let seed = 9800;
+    const h = k.heap;
+    for (const n of [1, 2, 7, 64, 1027]) {
+      // An offset mean, so that layernorm's centring matters.
+      const x = randArray(n, seed++).map((v) => v * 3 + 0.75), w = randArray(n, seed++), b = randArray(n, seed++);
+      const pX = h.alloc(n * 4), pW = h.alloc(n * 4), pB = h.alloc(n * 4), pO = h.alloc(n * 4 + 4);
+      h.f32(pX, n).set(x); h.f32(pW, n).set(w); h.f32(pB, n).set(b);
+      const eps = 1e-5;
+      let mean = 0;
+      for (let i = 0; i < n; i++) mean += x[i];
+      mean /= n;
+      let v = 0, ss = 0;
+      for (let i = 0; i < n; i++) { v += (x[i] - mean) ** 2; ss += x[i] * x[i]; }
+      const inv = 1 / Math.sqrt(v / n + eps), invRms = 1 / Math.sqrt(ss / n + eps);
+      const cases: [string, number | null, boolean, (i: number) => number][] = [
+        ['layernorm + bias', pB, false, (i) => (x[i] - mean) * inv * w[i] + b[i]],
+        ['layernorm', null, false, (i) => (x[i] - mean) * inv * w[i]],
+        ['rmsnorm', null, true, (i) => x[i] * invRms * w[i]],
+      ];
+      for (const [what, bias, rms, ref] of cases) {
+        h.f32(pO + n * 4, 1)[0] = 42;
+        k.norm(pX, pW, bias, pO, n, eps, rms);
+        const got = h.f32(pO, n);
+        for (let i = 0; i < n; i++) {
+          const want = ref(i);
+          // Rounded once from float64: within one float32 ulp of the float64 value.
+          if (!(Math.abs(got[i] - want) <= Math.abs(want) * 2 ** -23 + 1e-30)) assert.fail(`${what} n=${n} [${i}]: got ${got[i]}, want ${want}`);
+        }
+        assert.equal(h.f32(pO + n * 4, 1)[0], 42, `${what}: wrote past the output`);
+      }
+      h.free(pX); h.free(pW); h.free(pB); h.free(pO);
+    }
+  });
+
+  test('rope: adjacent pairs rotated in float64 and rounded once, every head, in place; an odd head size is rejected', () => {
+    const h = k.heap;
+    for (const [nHeads, hd, pos] of [[1, 2, 0], [3, 8, 5], [16, 64, 1000]]) {
+      const v0 = randArray(nHeads * hd + 1, 9900 + hd), pV = h.alloc((nHeads * hd + 1) * 4), pT = h.alloc(hd * 8);
+      h.f32(pV, nHeads * hd + 1).set(v0);
+      const t = new Float64Array(h.memories[0].buffer, pT, hd);
+      for (let i = 0; i < hd / 2; i++) { const a = pos * 10000 ** (-2 * i / hd); t[i] = Math.cos(a); t[hd / 2 + i] = Math.sin(a); }
+      k.rope(pV, nHeads, hd, pT);
+      const got = h.f32(pV, nHeads * hd + 1);
+      for (let r = 0; r < nHeads; r++) {
+        for (let i = 0; i < hd / 2; i++) {
+          const j = r * hd + 2 * i, cs = t[i], sn = t[hd / 2 + i];
+          assert.equal(got[j], Math.fround(v0[j] * cs - v0[j + 1] * sn), `rope ${nHeads}x${hd} head ${r} pair ${i}`);
+          assert.equal(got[j + 1], Math.fround(v0[j] * sn + v0[j + 1] * cs), `rope ${nHeads}x${hd} head ${r} pair ${i}`);
+        }
+      }
+      assert.equal(got[nHeads * hd], v0[nHeads * hd], 'rope wrote past the heads');
+      h.free(pV); h.free(pT);
+    }
+    assert.throws(() => k.rope(0, 1, 3, 0), /even head size/);
+  });
+
+  test('copyRows: strided rows, exact; nothing outside them is touched', () => {
+    const h = k.heap;
+    const rows = 5, n = 13, srcStride = 17, dstStride = 40;
+    const src = randArray(rows * srcStride, 9950), dst0 = randArray(rows * dstStride, 9951);
+    const pS = h.alloc(src.length * 4), pD = h.alloc(dst0.length * 4);
+    h.f32(pS, src.length).set(src); h.f32(pD, dst0.length).set(dst0);
+    k.copyRows(pD, dstStride, pS, srcStride, rows, n);
+    const got = h.f32(pD, dst0.length);
+    for (let i = 0; i < got.length; i++) {
+      const r = Math.floor(i / dstStride), c = i % dstStride;
+      assert.equal(got[i], c < n ? src[r * srcStride + c] : dst0[i], `copyRows [${r}, ${c}]`);
+    }
+    h.free(pS); h.free(pD);
+  });
 
   test('mulRows and addRows broadcast a row over rows (odd n: the scalar tail); products and sums are exact float32 roundings', () => {
     let seed = 9700;

@@ -47,7 +47,7 @@
  * break ties to the lower index.
  */
 
-import { createKernels, type CpuKernels } from '../backends/cpu/kernels.js';
+import { createKernels, memoryOf, offsetOf, type CpuKernels } from '../backends/cpu/kernels.js';
 import { erf } from '../backends/ref/index.js';
 import { derived, type ModelConfig } from '../models/config.js';
 import { parameterSpecs } from '../models/params.js';
@@ -102,11 +102,6 @@ export interface StepStats {
   /** Milliseconds in the blocks (all layers), and in the whole step. */
   blocksMs: number;
   totalMs: number;
-}
-
-/** dst[dOff + i] = src[sOff + i] for i < n (no view objects on the per-token path). */
-function copy(dst: Float32Array, dOff: number, src: Float32Array, sOff: number, n: number): void {
-  for (let i = 0; i < n; i++) dst[dOff + i] = src[sOff + i];
 }
 
 /** Unit a is weaker than unit b: a smaller value, or an equal value and a higher index (ties go to the lower index). */
@@ -180,6 +175,8 @@ export class DecodeEngine {
   private readonly X2: Buf; private readonly XB2: Buf; private readonly Y2: Buf;
   private readonly QKV2: Buf; private readonly ATT2: Buf; private readonly HB2: Buf;
   private readonly invFreq: Float64Array;
+  // RoPE's cosines then sines (float64, hd/2 each) at position ropePos, for kernels.rope.
+  private readonly ropeTable: Buf; private readonly ropeCosSin: Float64Array; private ropePos = -1;
   private readonly topkHeap: Int32Array;
 
   constructor(config: ModelConfig, params: ParamSource, opts: EngineOptions = {}) {
@@ -342,6 +339,8 @@ export class DecodeEngine {
       this.ATT2 = this.alloc(c.attn === 'dense' ? this.P * H * hd : 1);
       this.HB2 = this.alloc(c.ffn === 'dense' ? this.P * 2 * dff : 1);
       this.invFreq = Float64Array.from({ length: hd / 2 }, (_, i) => Math.pow(c.rope_base, (-2 * i) / hd));
+      this.ropeTable = this.alloc(2 * hd); // hd float64s
+      this.ropeCosSin = new Float64Array(this.kernels.heap.memories[memoryOf(this.ropeTable.p)].buffer, offsetOf(this.ropeTable.p), hd);
       this.reset(); // heap blocks may hold an earlier user's bytes: the convolution states must start at zero
       this.topkHeap = new Int32Array(c.ffn === 'topk' ? Math.max(...der.topk_per_layer) : 1);
     } catch (e) {
@@ -407,22 +406,22 @@ export class DecodeEngine {
       Y.set(this.y.v, r * d);
     };
     for (const lw of this.layers) {
-      for (let r = 0; r < T; r++) this.norm(X.subarray(r * d, (r + 1) * d), lw.attnNormW, lw.attnNormB, XB.subarray(r * d, (r + 1) * d));
+      for (let r = 0; r < T; r++) this.norm(this.X2.p + r * d * 4, lw.attnNormW, lw.attnNormB, this.XB2.p + r * d * 4);
       if (c.attn === 'dense') {
         const rows = (H + 2 * Hkv) * hd;
         this.matmat(T, lw.wqkv as Buf, d, rows, this.XB2.p, this.QKV2.p);
         for (let r = 0; r < T; r++) {
           this.pos = pos0 + r;
           const q = row(this.QKV2, r, rows);
-          if (c.positions === 'rope') { this.rope(q.v, 0, H); this.rope(q.v, H * hd, Hkv); }
-          this.attend(lw, q, H * hd, (H + Hkv) * hd, q.v, row(this.ATT2, r, H * hd));
+          if (c.positions === 'rope') this.rope(q.p, H + Hkv); // q's heads, then k's
+          this.attend(lw, q, H * hd, (H + Hkv) * hd, q.p, row(this.ATT2, r, H * hd));
         }
         this.matmat(T, lw.wo as Buf, H * hd, d, this.ATT2.p, this.Y2.p);
       } else {
         for (let r = 0; r < T; r++) perRow(r, () => this.sparseAttention(lw));
       }
       for (let i = 0; i < T * d; i++) X[i] += Y[i];
-      for (let r = 0; r < T; r++) this.norm(X.subarray(r * d, (r + 1) * d), lw.ffnNormW, lw.ffnNormB, XB.subarray(r * d, (r + 1) * d));
+      for (let r = 0; r < T; r++) this.norm(this.X2.p + r * d * 4, lw.ffnNormW, lw.ffnNormB, this.XB2.p + r * d * 4);
       if (c.ffn === 'dense') {
         const rows = c.activation === 'swiglu' ? 2 * dff : dff;
         this.matmat(T, lw.w1, d, rows, this.XB2.p, this.HB2.p);
@@ -452,7 +451,7 @@ export class DecodeEngine {
     this.weightBytes = 0;
     const d = this.d;
     const x = this.x.v;
-    copy(x, 0, this.tokEmb.v, token * d, d);
+    this.kernels.copyRows(this.x.p, 0, this.tokEmb.p + token * d * 4, 0, 1, d);
     if (this.posEmb) {
       const pe = this.posEmb.v, o = this.pos * d;
       for (let i = 0; i < d; i++) x[i] += pe[o + i];
@@ -461,10 +460,10 @@ export class DecodeEngine {
     const tb = performance.now();
     for (let l = 0; l < this.layers.length; l++) {
       const lw = this.layers[l];
-      this.norm(x, lw.attnNormW, lw.attnNormB, this.xb.v);
+      this.norm(this.x.p, lw.attnNormW, lw.attnNormB, this.xb.p);
       if (c.attn === 'dense') this.denseAttention(lw); else this.sparseAttention(lw);
       this.kernels.addRows(this.x.p, this.y.p, 1, d);
-      this.norm(x, lw.ffnNormW, lw.ffnNormB, this.xb.v);
+      this.norm(this.x.p, lw.ffnNormW, lw.ffnNormB, this.xb.p);
       if (c.ffn === 'sparse') this.sparseFF(lw);
       else if (c.ffn === 'topk') this.topkFF(lw);
       else this.denseFF(lw);
@@ -487,7 +486,7 @@ export class DecodeEngine {
   /** logits = Output(Norm(x; out_norm)). */
   private outputLayer(): void {
     const V = this.config.vocab_size;
-    this.norm(this.x.v, this.outNormW, this.outNormB, this.xb.v);
+    this.norm(this.x.p, this.outNormW, this.outNormB, this.xb.p);
     if (this.outFactored) {
       this.factoredDense(this.outFactored, this.xb, this.logits);
     } else {
@@ -521,39 +520,20 @@ export class DecodeEngine {
     else this.kernels.gemm(false, true, T, dOut, dIn, pX, dIn, w.p, dIn, pY, dOut, false);
   }
 
-  /** out = Norm(x) (layernorm or rmsnorm), float64 accumulation. */
-  private norm(x: Float32Array, w: Buf, b: Buf | null, out: Float32Array): void {
-    const d = this.d, eps = this.config.norm_eps, wv = w.v;
-    if (this.config.norm === 'layernorm') {
-      let mean = 0;
-      for (let i = 0; i < d; i++) mean += x[i];
-      mean /= d;
-      let v = 0;
-      for (let i = 0; i < d; i++) { const t = x[i] - mean; v += t * t; }
-      const inv = 1 / Math.sqrt(v / d + eps);
-      const bv = (b as Buf).v;
-      for (let i = 0; i < d; i++) out[i] = (x[i] - mean) * inv * wv[i] + bv[i];
-    } else {
-      let ss = 0;
-      for (let i = 0; i < d; i++) ss += x[i] * x[i];
-      const inv = 1 / Math.sqrt(ss / d + eps);
-      for (let i = 0; i < d; i++) out[i] = x[i] * inv * wv[i];
-    }
-    this.weightBytes += d * 4 * (b ? 2 : 1);
+  /** out = Norm(x) (layernorm or rmsnorm) on d floats at heap pointers; float64 accumulation (kernels.norm). */
+  private norm(pX: number, w: Buf, b: Buf | null, pOut: number): void {
+    this.kernels.norm(pX, w.p, b === null ? null : b.p, pOut, this.d, this.config.norm_eps, this.config.norm !== 'layernorm');
+    this.weightBytes += this.d * 4 * (b ? 2 : 1);
   }
 
-  /** RoPE (llama.cpp NORM form) on n heads of hd starting at offset `o` of v, at the current position. */
-  private rope(v: Float32Array, o: number, n: number): void {
-    const hd = this.hd, half = hd / 2, pos = this.pos, f = this.invFreq;
-    for (let i = 0; i < half; i++) {
-      const a = pos * f[i], cs = Math.cos(a), sn = Math.sin(a);
-      for (let h = 0; h < n; h++) {
-        const j = o + h * hd + 2 * i;
-        const x0 = v[j], x1 = v[j + 1];
-        v[j] = x0 * cs - x1 * sn;
-        v[j + 1] = x0 * sn + x1 * cs;
-      }
+  /** RoPE (llama.cpp NORM form) in place on n heads of hd at heap pointer pV, at the current position. */
+  private rope(pV: number, n: number): void {
+    if (this.ropePos !== this.pos) {
+      const half = this.hd / 2, f = this.invFreq, t = this.ropeCosSin;
+      for (let i = 0; i < half; i++) { const a = this.pos * f[i]; t[i] = Math.cos(a); t[half + i] = Math.sin(a); }
+      this.ropePos = this.pos;
     }
+    this.kernels.rope(pV, n, this.hd, this.ropeTable.p);
   }
 
   /**
@@ -563,13 +543,11 @@ export class DecodeEngine {
    * (kernels.attention: scores, softmax and the weighted sum of values); per head it
    * was a gemv, JS softmax loops and an axpyRows, ~4 µs of call overhead per head.
    */
-  private attend(lw: LayerW, q: Buf, kOff: number, vOff: number, kvSrc: Float32Array, out: Buf): void {
+  private attend(lw: LayerW, q: Buf, kOff: number, vOff: number, pKV: number, out: Buf): void {
     const hd = this.hd, H = this.H, Hkv = this.Hkv, pos = this.pos, ctx = this.maxContext, T = pos + 1;
-    for (let h = 0; h < Hkv; h++) {
-      const o = (h * ctx + pos) * hd;
-      copy(lw.k.v, o, kvSrc, kOff + h * hd, hd);
-      copy(lw.v.v, o, kvSrc, vOff + h * hd, hd);
-    }
+    // Row pos of every kv head's cache: rows ctx·hd floats apart.
+    this.kernels.copyRows(lw.k.p + pos * hd * 4, ctx * hd, pKV + kOff * 4, hd, Hkv, hd);
+    this.kernels.copyRows(lw.v.p + pos * hd * 4, ctx * hd, pKV + vOff * 4, hd, Hkv, hd);
     this.kernels.attention(q.p, lw.k.p, lw.v.p, out.p, this.scores.p, H, H / Hkv, T, hd, ctx * hd, 1 / Math.sqrt(hd));
   }
 
@@ -578,12 +556,8 @@ export class DecodeEngine {
     const rows = (H + 2 * Hkv) * hd;
     this.matvec(lw.wqkv as Buf, d, rows, this.xb, this.qkv);
     this.weightBytes += rows * d * 4;
-    const qkv = this.qkv.v;
-    if (this.config.positions === 'rope') {
-      this.rope(qkv, 0, H);
-      this.rope(qkv, H * hd, Hkv);
-    }
-    this.attend(lw, this.qkv, H * hd, (H + Hkv) * hd, qkv, this.att);
+    if (this.config.positions === 'rope') this.rope(this.qkv.p, H + Hkv); // q's heads, then k's
+    this.attend(lw, this.qkv, H * hd, (H + Hkv) * hd, this.qkv.p, this.att);
     this.matvec(lw.wo as Buf, H * hd, d, this.att, this.y);
     this.weightBytes += d * H * hd * 4;
   }
@@ -628,11 +602,11 @@ export class DecodeEngine {
   }
 
   /** Drop the oldest state row, append `cur`. */
-  private pushState(state: Float32Array, cur: Float32Array): void {
+  private pushState(state: Buf, cur: Buf): void {
     const d = this.d, Fl = this.Fl;
     if (Fl <= 1) return;
-    state.copyWithin(0, d, (Fl - 1) * d);
-    copy(state, (Fl - 2) * d, cur, 0, d);
+    state.v.copyWithin(0, d, (Fl - 1) * d);
+    this.kernels.copyRows(state.p + (Fl - 2) * d * 4, 0, cur.p, 0, 1, d);
   }
 
   private sparseAttention(lw: LayerW): void {
@@ -642,16 +616,12 @@ export class DecodeEngine {
     const state = lw.qkvState as Buf;
     this.im2col(state, m, 3, this.colQK);
     this.im2col(state, m, 1, this.colV);
-    const qkv = this.qkv.v;
     this.convApply(lw.convQ as Conv, this.colQK, this.qkv.p);
     this.convApply(lw.convK as Conv, this.colQK, this.qkv.p + d * 4);
     this.convApply(lw.convV as Conv, this.colV, this.qkv.p + 2 * d * 4);
-    this.pushState(state.v, m.v);
-    if (this.config.positions === 'rope') {
-      this.rope(qkv, 0, H);
-      this.rope(qkv, d, H);
-    }
-    this.attend(lw, this.qkv, d, 2 * d, qkv, this.att);
+    this.pushState(state, m);
+    if (this.config.positions === 'rope') this.rope(this.qkv.p, 2 * H); // q's heads, then k's (at d = H·hd)
+    this.attend(lw, this.qkv, d, 2 * d, this.qkv.p, this.att);
     // output layer: none / mult / conv / multconv
     let cur: Buf = this.att;
     if (lw.outMult) {
@@ -661,10 +631,10 @@ export class DecodeEngine {
     if (lw.outConv) {
       const os = lw.outState as Buf;
       this.im2col(os, cur, 3, this.colQK);
-      this.pushState(os.v, cur.v);
+      this.pushState(os, cur);
       this.convApply(lw.outConv, this.colQK, this.y.p);
     } else {
-      copy(this.y.v, 0, cur.v, 0, d);
+      this.kernels.copyRows(this.y.p, 0, cur.p, 0, 1, d);
     }
   }
 

@@ -51,6 +51,9 @@ export interface KernelExports {
   im2col(pState: number, pCur: number, pCol: number, S: number, M: number, Fl: number, Fw: number, d: number): void;
   attention(pQ: number, pK: number, pV: number, pOut: number, pS: number, H: number, group: number, T: number, hd: number,
     kvStride: number, scale: number): void;
+  norm(pX: number, pW: number, pB: number, hasBias: number, pOut: number, n: number, eps: number, rms: number): void;
+  rope(pV: number, nHeads: number, hd: number, pCos: number, pSin: number): void;
+  copyRows(pDst: number, dstStride: number, pSrc: number, srcStride: number, rows: number, n: number): void;
 }
 
 // Control block: CTL_BYTES bytes at a 64-aligned heap pointer.

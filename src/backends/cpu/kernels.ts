@@ -114,6 +114,20 @@ export interface CpuKernels {
   im2col(pState: number, pCur: number, pCol: number, S: number, M: number, Fl: number, Fw: number, d: number): void;
   /** idx[b] (int32) = argmax of l[b·N .. (b+1)·N) for b < nb, ties to the lower index. On the calling thread. */
   blockArgmax(pL: number, pIdx: number, nb: number, N: number): void;
+  /**
+   * out[n] = layernorm(x)·w + b (pB = null: no bias) or, when rms, x/rms(x)·w; eps inside
+   * the square root. Mean and variance in float64, each output rounded once. On the
+   * calling thread.
+   */
+  norm(pX: number, pW: number, pB: number | null, pOut: number, n: number, eps: number, rms: boolean): void;
+  /**
+   * RoPE on nHeads rows of hd floats at pV, in place: each pair (v[2i], v[2i+1]) rotated
+   * by the angle with cosine cos[i] and sine sin[i]; pCosSin holds hd/2 float64 cosines
+   * then hd/2 float64 sines. On the calling thread.
+   */
+  rope(pV: number, nHeads: number, hd: number, pCosSin: number): void;
+  /** dst row r = src row r (n floats) for r < rows; rows dstStride and srcStride floats apart. On the calling thread. */
+  copyRows(pDst: number, dstStride: number, pSrc: number, srcStride: number, rows: number, n: number): void;
   readBandwidth(p: number, bytes: number): number;
   /**
    * c[M,N] = op(a)[M,K] · op(b)[K,N] on JS arrays (overwrites c). Strides/offsets as in gemm,
@@ -611,6 +625,35 @@ class Kernels implements CpuKernels {
     const m = memoryOf(pL);
     this.begin(m, nb * 4);
     this.exs[m].blockArgmax(offsetOf(pL), this.place(pIdx, nb * 4, false, true), nb, N);
+    this.end();
+  }
+
+  norm(pX: number, pW: number, pB: number | null, pOut: number, n: number, eps: number, rms: boolean): void {
+    checkInt('n', n);
+    const m = memoryOf(pX);
+    this.begin(m, 3 * n * 4);
+    const w = this.place(pW, n * 4, true, false), b = pB === null ? 0 : this.place(pB, n * 4, true, false);
+    const out = this.place(pOut, n * 4, false, true);
+    this.exs[m].norm(offsetOf(pX), w, b, pB === null ? 0 : 1, out, n, eps, rms ? 1 : 0);
+    this.end();
+  }
+
+  rope(pV: number, nHeads: number, hd: number, pCosSin: number): void {
+    checkInt('nHeads', nHeads); checkInt('hd', hd);
+    if (hd % 2 !== 0) throw new RangeError(`cpu kernels: rope needs an even head size, got ${hd}`);
+    const m = memoryOf(pV);
+    this.begin(m, hd * 8);
+    const t = this.place(pCosSin, hd * 8, true, false);
+    this.exs[m].rope(offsetOf(pV), nHeads, hd, t, t + (hd / 2) * 8);
+    this.end();
+  }
+
+  copyRows(pDst: number, dstStride: number, pSrc: number, srcStride: number, rows: number, n: number): void {
+    checkInt('dstStride', dstStride); checkInt('srcStride', srcStride); checkInt('rows', rows); checkInt('n', n);
+    if (rows === 0 || n === 0) return;
+    const m = memoryOf(pDst), srcBytes = ((rows - 1) * srcStride + n) * 4;
+    this.begin(m, srcBytes);
+    this.exs[m].copyRows(offsetOf(pDst), dstStride, this.place(pSrc, srcBytes, true, false), srcStride, rows, n);
     this.end();
   }
 

@@ -603,3 +603,73 @@ export function blockArgmax(pL: usize, pIdx: usize, nb: i32, N: i32): void {
     store<i32>(pIdx + (<usize>b << 2), best);
   }
 }
+
+// ---------------------------------------------------------------------------------
+// Per-token glue of the decoder, moved out of JS loops (O(d) per call, calling thread).
+
+// out = norm(x) over n floats: layernorm ((x - mean)/sqrt(var + eps)·w + b, hasBias) or
+// rmsnorm (rms = 1: x/sqrt(mean(x²) + eps)·w). Mean and variance are accumulated in
+// float64 and each output is computed in float64 and rounded once, as the training
+// graph's reference does.
+export function norm(pX: usize, pW: usize, pB: usize, hasBias: i32, pOut: usize, n: i32, eps: f64, rms: i32): void {
+  const inv_n: f64 = 1.0 / <f64>n;
+  if (rms) {
+    let s0: f64 = 0, s1: f64 = 0;
+    let i = 0;
+    for (; i + 2 <= n; i += 2) {
+      const a = <f64>load<f32>(pX + (<usize>i << 2)), b = <f64>load<f32>(pX + (<usize>i << 2), 4);
+      s0 += a * a; s1 += b * b;
+    }
+    for (; i < n; i++) { const a = <f64>load<f32>(pX + (<usize>i << 2)); s0 += a * a; }
+    const inv = 1.0 / Math.sqrt((s0 + s1) * inv_n + eps);
+    for (let j = 0; j < n; j++) {
+      const o: usize = <usize>j << 2;
+      store<f32>(pOut + o, <f32>(<f64>load<f32>(pX + o) * inv * <f64>load<f32>(pW + o)));
+    }
+    return;
+  }
+  let s0: f64 = 0, s1: f64 = 0;
+  let i = 0;
+  for (; i + 2 <= n; i += 2) { s0 += <f64>load<f32>(pX + (<usize>i << 2)); s1 += <f64>load<f32>(pX + (<usize>i << 2), 4); }
+  for (; i < n; i++) s0 += <f64>load<f32>(pX + (<usize>i << 2));
+  const mean = (s0 + s1) * inv_n;
+  let v0: f64 = 0, v1: f64 = 0;
+  i = 0;
+  for (; i + 2 <= n; i += 2) {
+    const a = <f64>load<f32>(pX + (<usize>i << 2)) - mean, b = <f64>load<f32>(pX + (<usize>i << 2), 4) - mean;
+    v0 += a * a; v1 += b * b;
+  }
+  for (; i < n; i++) { const a = <f64>load<f32>(pX + (<usize>i << 2)) - mean; v0 += a * a; }
+  const inv = 1.0 / Math.sqrt((v0 + v1) * inv_n + eps);
+  for (let j = 0; j < n; j++) {
+    const o: usize = <usize>j << 2;
+    const y = (<f64>load<f32>(pX + o) - mean) * inv * <f64>load<f32>(pW + o);
+    store<f32>(pOut + o, <f32>(hasBias ? y + <f64>load<f32>(pB + o) : y));
+  }
+}
+
+// RoPE (the llama.cpp NORM form: adjacent pairs) on nHeads rows of hd floats at pV, in
+// place: (v[2i], v[2i+1]) rotated by the angle whose cosine and sine are cs[i], sn[i]
+// (float64 tables of hd/2 at pCos and pSin, for the current position), in float64.
+export function rope(pV: usize, nHeads: i32, hd: i32, pCos: usize, pSin: usize): void {
+  const half = hd >> 1;
+  for (let h = 0; h < nHeads; h++) {
+    const row = pV + ((<usize>h * <usize>hd) << 2);
+    for (let i = 0; i < half; i++) {
+      const cs = load<f64>(pCos + (<usize>i << 3)), sn = load<f64>(pSin + (<usize>i << 3));
+      const p = row + (<usize>i << 3);
+      const x0 = <f64>load<f32>(p), x1 = <f64>load<f32>(p, 4);
+      store<f32>(p, <f32>(x0 * cs - x1 * sn));
+      store<f32>(p, <f32>(x0 * sn + x1 * cs), 4);
+    }
+  }
+}
+
+// dst row r = src row r for r < rows, n floats each, rows dstStride / srcStride floats
+// apart (the decoder's writes into the KV cache, one row per kv head).
+export function copyRows(pDst: usize, dstStride: i32, pSrc: usize, srcStride: i32, rows: i32, n: i32): void {
+  const bytes: usize = <usize>n << 2;
+  for (let r = 0; r < rows; r++) {
+    memory.copy(pDst + ((<usize>r * <usize>dstStride) << 2), pSrc + ((<usize>r * <usize>srcStride) << 2), bytes);
+  }
+}

@@ -1,0 +1,44 @@
+// Lab: two builds of the decoder side by side in one process, token for token, so a code
+// change is measured against the same minute of this shared machine (its bandwidth and
+// load move by 2x within minutes; separate runs cannot resolve a 5% change).
+//   git worktree add /tmp/old <commit> && (cd /tmp/old && ln -s "$PWD/node_modules" . && npm run build)
+//   node dev/ab-decode.mjs /tmp/old/build . [800m|17b|llama] [threads] [rounds]
+// Each round decodes 8 tokens with A, then 8 with B (each after a reset and a 16-token
+// prompt); prints the medians of A's and B's ms per block and of the rounds' B/A ratios.
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const [dirA, dirB, which = '800m', threadsArg = '1', roundsArg = '15'] = process.argv.slice(2);
+if (!dirA || !dirB) { console.error('usage: node dev/ab-decode.mjs <build dir A> <build dir B> [800m|17b|llama] [threads] [rounds]'); process.exit(2); }
+const threads = Number(threadsArg), rounds = Number(roundsArg);
+const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]; };
+const SHAPES = {
+  '800m': { vocab_size: 32000, d_model: 1024, n_layers: 24, n_heads: 16, n_kv_heads: 16, d_ff: 6144, sparse_block: 64, sparse_lowrank: 96, qkv_modules: 16, loss_modules: 4,
+    ffn: 'sparse', attn: 'sparse', output: 'sparse', activation: 'relu', ffn_bias: true, norm: 'layernorm', positions: 'rope' },
+  '17b': { vocab_size: 1000, d_model: 9216, n_layers: 1, n_heads: 96, n_kv_heads: 96, d_ff: 65536, sparse_block: 256, sparse_lowrank: 32, qkv_modules: 64, loss_modules: 8,
+    ffn: 'sparse', attn: 'sparse', activation: 'relu', ffn_bias: true, norm: 'layernorm', positions: 'rope' },
+  llama: { vocab_size: 32000, d_model: 1024, n_layers: 24, n_heads: 16, n_kv_heads: 16, d_ff: 2730, activation: 'swiglu', norm: 'rmsnorm', positions: 'rope', tied_output: false },
+};
+const load = async (dir) => {
+  const url = (p) => pathToFileURL(resolve(dir, p)).href;
+  const { DecodeEngine } = await import(url('src/decode/engine.js'));
+  const { makeConfig } = await import(url('src/models/config.js'));
+  const { lazyRandomParams } = await import(url('bench/util.js'));
+  const config = makeConfig({ context_length: 256, qkv_conv_length: 3, ...SHAPES[which] });
+  return { config, engine: new DecodeEngine(config, lazyRandomParams(config, 7), { threads, maxContext: 64, skipZeros: false }) };
+};
+const A = await load(dirA), B = await load(dirB);
+const prompt = Array.from({ length: 16 }, (_, i) => (i * 7919 + 13) % A.config.vocab_size);
+const roundOf = ({ engine, config }) => {
+  engine.reset();
+  let next = 0;
+  engine.prefill(prompt);
+  const blk = [];
+  for (let i = 0; i < 8; i++) { engine.step(next); next = (next * 31 + 7) % config.vocab_size; blk.push(engine.last.blocksMs / config.n_layers); }
+  return med(blk);
+};
+roundOf(A); roundOf(B);
+const a = [], b = [], ratio = [];
+for (let r = 0; r < rounds; r++) { const ta = roundOf(A), tb = roundOf(B); a.push(ta); b.push(tb); ratio.push(tb / ta); }
+console.log(`${which}, ${threads} thread(s), ${rounds} rounds: A ${(med(a) * 1000).toFixed(0)} us/block, B ${(med(b) * 1000).toFixed(0)} us/block, B/A ${med(ratio).toFixed(3)} (rounds ${Math.min(...ratio).toFixed(3)}-${Math.max(...ratio).toFixed(3)})`);
+A.engine.dispose(); B.engine.dispose();

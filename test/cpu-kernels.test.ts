@@ -521,6 +521,18 @@ for (const threads of [1, 2]) {
       }
     });
 
+    test('mulRows: rows shared between threads from 2^16 floats, each product the exact float32 rounding', () => {
+      const h = k.heap, rows = 64, n = 1100; // 70400 floats
+      const x = randArray(n, 9990), D = randArray(rows * n, 9991);
+      const pX = h.alloc(n * 4), pD = h.alloc(rows * n * 4), pO = h.alloc(rows * n * 4 + 4);
+      h.f32(pX, n).set(x); h.f32(pD, rows * n).set(D); h.f32(pO + rows * n * 4, 1)[0] = 42;
+      k.mulRows(pX, pD, pO, rows, n);
+      const got = h.f32(pO, rows * n);
+      for (let i = 0; i < rows * n; i++) if (got[i] !== Math.fround(x[i % n] * D[i])) assert.fail(`mulRows [${i}]: got ${got[i]}`);
+      assert.equal(h.f32(pO + rows * n * 4, 1)[0], 42, 'wrote past the output');
+      h.free(pX); h.free(pD); h.free(pO);
+    });
+
     test('attention: a group that does not divide H is rejected', () => {
       assert.throws(() => k.attention(0, 0, 0, 0, 0, 3, 2, 1, 4, 4, 1), RangeError);
     });
@@ -624,9 +636,10 @@ describe('cpu kernels: decoder elementwise kernels (mulRows, addRows, im2col, no
     }
   });
 
-  test('blockArgmax: per-block argmax, ties to the lower index, first and last in a block', () => {
+  test('blockArgmax: per-block argmax, ties to the lower index, first and last in a block; NaN and signed zeros as the scalar scan', () => {
     let seed = 9900;
-    for (const [nb, N] of [[1, 1], [3, 1], [4, 8], [96, 64]]) {
+    // N = 6, 7: a scalar tail after the vector part (block 2 peaks in it).
+    for (const [nb, N] of [[1, 1], [3, 1], [4, 8], [3, 6], [3, 7], [96, 64]]) {
       const h = k.heap;
       const l = randArray(nb * N, seed++);
       // Ties: block 0 all equal (-> its first index); block 1 ties its two largest (-> the lower); block 2 peaks last.
@@ -643,6 +656,16 @@ describe('cpu kernels: decoder elementwise kernels (mulRows, addRows, im2col, no
       if (nb > 2 && N > 2) assert.deepEqual([got[0], got[1], got[2]], [0, N + 1, 3 * N - 1]);
       h.free(pL); h.free(pI);
     }
+    // A NaN in a block (the scan skips it: NaN > x and x > NaN are both false), and -0 before +0 (equal: the first).
+    const h = k.heap, pL = h.alloc(24 * 4), pI = h.alloc(3 * 4);
+    const l = new Float32Array(24).fill(-1);
+    l[1] = NaN; l[5] = 0.25; l[8] = NaN; l[12] = 4; l[17] = -0; l[19] = 0;
+    h.f32(pL, 24).set(l);
+    k.blockArgmax(pL, pI, 3, 8);
+    const want = [0, 1, 2].map((b) => { let best = b * 8; for (let u = b * 8 + 1; u < b * 8 + 8; u++) if (l[u] > l[best]) best = u; return best; });
+    assert.deepEqual(Array.from(h.i32(pI, 3)), want, 'NaN and signed zeros');
+    assert.deepEqual(want, [5, 8, 17], 'the scalar reference itself');
+    h.free(pL); h.free(pI);
   });
 
   test('im2col: causal rows from state and the current row, zero padding at the module edges', () => {

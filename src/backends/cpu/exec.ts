@@ -71,7 +71,7 @@ export const ARGS = 256 / 8;     // 32 arguments
 export const RANGES = 512 / 8;   // 4 per thread: lo0, hi0, lo1, hi1
 export const RESULTS = 2560 / 8; // 1 per thread
 
-export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7, AddMemory: 8, BlasGemv: 9, BlasGemm: 10, Attention: 11 } as const;
+export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7, AddMemory: 8, BlasGemv: 9, BlasGemm: 10, Attention: 11, MulRows: 12 } as const;
 export const TAG_BITS = 11;
 export const CHUNK_BITS = 20;
 const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
@@ -79,7 +79,7 @@ const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
 /** Ops that are cut into chunks claimed from NEXT (the others use static ranges). */
 export function isChunked(op: number): boolean {
   return op === Op.Gemv || op === Op.GemvRows || op === Op.AxpyRows || op === Op.Read || op === Op.GemmSmallM ||
-    op === Op.BlasGemv || op === Op.BlasGemm || op === Op.Attention;
+    op === Op.BlasGemv || op === Op.BlasGemm || op === Op.Attention || op === Op.MulRows;
 }
 
 /** Every job: the memory (index) its pointers are offsets in. */
@@ -215,6 +215,11 @@ function runChunk(ex: KernelExports, op: number, f64: Float64Array, t: number, c
     case Op.BlasGemm:
       blasGemmChunk(blas(), f64, lo, hi);
       break;
+    case Op.MulRows: { // items are rows of D and out
+      const n = f64[a + 3];
+      ex.mulRows(f64[a], f64[a + 1] + lo * n * 4, f64[a + 2] + lo * n * 4, hi - lo, n);
+      break;
+    }
     case Op.Attention: {
       const hd = f64[a + T_HD], group = f64[a + T_GROUP], kvStride = f64[a + T_KVSTRIDE], kv = (lo / group) * kvStride * 4;
       const S = t === 0 ? f64[a + T_S] : f64[a + A_PART] + (t - 1) * f64[a + A_PSTRIDE];

@@ -590,15 +590,35 @@ export function im2col(pState: usize, pCur: usize, pCol: usize, S: i32, M: i32, 
 }
 
 // idx[b] = the index u in [b·N, (b+1)·N) with the largest l[u], ties to the lower index
-// (Sparse FF's per-block choice), for b < nb. idx: int32 [nb].
+// (Sparse FF's per-block choice), for b < nb. idx: int32 [nb]. A block's maximum is
+// found four lanes at a time, then the first index holding it; a block whose values
+// include a NaN (no lane equals the maximum) falls back to the scalar scan, which
+// skips NaNs as `v > best` does.
 export function blockArgmax(pL: usize, pIdx: usize, nb: i32, N: i32): void {
+  const n4 = N & ~3;
   for (let b = 0; b < nb; b++) {
     const o = b * N;
-    let best = o;
-    let bv = load<f32>(pL + (<usize>o << 2));
-    for (let u = o + 1; u < o + N; u++) {
-      const v = load<f32>(pL + (<usize>u << 2));
-      if (v > bv) { bv = v; best = u; }
+    const p = pL + (<usize>o << 2);
+    let best = -1;
+    if (n4 >= 4) {
+      let m = v128.load(p);
+      for (let u = 4; u < n4; u += 4) m = f32x4.max(m, v128.load(p + (<usize>u << 2)));
+      let bv = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+      for (let u = n4; u < N; u++) bv = max(bv, load<f32>(p + (<usize>u << 2)));
+      const bvv = f32x4.splat(bv);
+      for (let u = 0; u < n4; u += 4) {
+        const mask = i32x4.bitmask(f32x4.eq(v128.load(p + (<usize>u << 2)), bvv));
+        if (mask != 0) { best = o + u + ctz(mask); break; }
+      }
+      if (best < 0) for (let u = n4; u < N; u++) if (load<f32>(p + (<usize>u << 2)) == bv) { best = o + u; break; }
+    }
+    if (best < 0) {
+      best = o;
+      let v0 = load<f32>(p);
+      for (let u = o + 1; u < o + N; u++) {
+        const v = load<f32>(pL + (<usize>u << 2));
+        if (v > v0) { v0 = v; best = u; }
+      }
     }
     store<i32>(pIdx + (<usize>b << 2), best);
   }

@@ -389,6 +389,29 @@ test('native helpers: a shared memory keeps its native address when it grows; hu
   }
 });
 
+test('prefetch: a hint that returns at once; the kernels after it are unaffected; bad ranges are rejected', async () => {
+  for (const threads of [1, 2]) {
+    const k = createKernels({ threads, blas: false });
+    try {
+      const h = k.heap, rows = 300, cols = 400;
+      const w = randArray(rows * cols, 77), xv = randArray(cols, 78);
+      const W = h.alloc(rows * cols * 4), x = h.alloc(cols * 4), y = h.alloc(rows * 4);
+      h.f32(W, rows * cols).set(w); h.f32(x, cols).set(xv);
+      const want = refGemm(false, false, rows, 1, cols, w, 0, cols, xv, 0, 1, null, 0, 1);
+      for (let i = 0; i < 20; i++) {
+        k.prefetch([W, rows * cols * 4, x, cols * 4]); // while one is pending the next is dropped
+        k.gemv(W, rows, cols, x, y);
+        checkClose(h.f32(y, rows), want, `gemv after prefetch ${i}, ${threads} threads`);
+        if (i % 5 === 0) await new Promise((r) => setTimeout(r, 2)); // let a worker finish one
+      }
+      assert.throws(() => k.prefetch([W]), RangeError);
+      assert.throws(() => k.prefetch(Array.from({ length: 62 }, () => W)), RangeError);
+    } finally {
+      k.dispose();
+    }
+  }
+});
+
 test('dispose: later calls throw', () => {
   const k = createKernels({ threads: 2, blas: false });
   k.dispose();

@@ -91,6 +91,9 @@ interface LayerW {
   c1: Buf | null; c2: Buf | null; cBias: Buf | null;
   k: Buf; v: Buf; // KV cache [Hkv, maxContext, hd]
   topk: number;
+  // (address, bytes) pairs for kernels.prefetch (two or more threads): the Sparse FF
+  // controller's weights, and Sparse QKV's; empty for other layer kinds.
+  ffPrefetch: number[]; attnPrefetch: number[];
 }
 
 /** Timing and traffic of the last step. */
@@ -302,7 +305,13 @@ export class DecodeEngine {
           cBias: c.ffn === 'sparse' ? W(get(`${b}.ffn.c_bias`)) : null,
           k: this.alloc(Hkv * maxContext * hd), v: this.alloc(Hkv * maxContext * hd),
           topk: c.ffn === 'topk' ? der.topk_per_layer[l] : 0,
+          ffPrefetch: [], attnPrefetch: [],
         };
+        const span = (...bufs: (Buf | null)[]): number[] => bufs.flatMap((x) => (x === null ? [] : [x.p, x.v.length * 4]));
+        lw.ffPrefetch = span(lw.c1, lw.c2, lw.cBias);
+        if (lw.mult) {
+          lw.attnPrefetch = span(lw.mult.Dt, lw.mult.E, lw.mult.beta, lw.convQ?.kernel ?? null, lw.convK?.kernel ?? null, lw.convV?.kernel ?? null);
+        }
         this.layers.push(lw);
       }
       this.outNormW = W(get('out_norm.weight'));
@@ -460,9 +469,15 @@ export class DecodeEngine {
     const tb = performance.now();
     for (let l = 0; l < this.layers.length; l++) {
       const lw = this.layers[l];
+      // With a second thread: it reads the weights this token needs next, that the
+      // layer's data does not choose (the Sparse FF controller while attention runs; the
+      // next layer's Sparse QKV while this FF runs), so they come from cache, not DRAM.
+      if (lw.ffPrefetch.length > 0) this.kernels.prefetch(lw.ffPrefetch);
       this.norm(this.x.p, lw.attnNormW, lw.attnNormB, this.xb.p);
       if (c.attn === 'dense') this.denseAttention(lw); else this.sparseAttention(lw);
       this.kernels.addRows(this.x.p, this.y.p, 1, d);
+      const next = this.layers[(l + 1) % this.layers.length];
+      if (next.attnPrefetch.length > 0) this.kernels.prefetch(next.attnPrefetch);
       this.norm(this.x.p, lw.ffnNormW, lw.ffnNormB, this.xb.p);
       if (c.ffn === 'sparse') this.sparseFF(lw);
       else if (c.ffn === 'topk') this.topkFF(lw);

@@ -23,7 +23,7 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { loadBlas, sgemmInParts, type Blas } from './blas.js';
 import { adviseHugePages, nativeAddress } from './native.js';
 import {
-  A_CHUNK, A_MEM, A_N, A_PART, A_PSTRIDE, ARGS, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, G_A, G_COLS, G_LDA, G_M, G_N, G_TRANS, G_X,
+  A_CHUNK, A_MEM, A_N, A_PART, A_PSTRIDE, ARGS, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, PF_BUSY, PF_COUNT, PF_MAX_RANGES, G_A, G_COLS, G_LDA, G_M, G_N, G_TRANS, G_X,
   G_Y, M_A, M_B, M_BETA, M_C, M_COLS, M_K, M_LDA, M_LDB, M_LDC, M_M, M_N, M_TRANSA, M_TRANSB, T_GROUP, T_HD, T_K, T_KVSTRIDE, T_OUT, T_Q, T_S, T_SCALE, T_T, T_V, MAX_THREADS, NCHUNKS, NEXT, Op,
   RANGES, RESULTS, SEQ, TAG_BITS, runChunks, runShare, type KernelExports,
 } from './exec.js';
@@ -129,6 +129,12 @@ export interface CpuKernels {
   /** dst row r = src row r (n floats) for r < rows; rows dstStride and srcStride floats apart. On the calling thread. */
   copyRows(pDst: number, dstStride: number, pSrc: number, srcStride: number, rows: number, n: number): void;
   readBandwidth(p: number, bytes: number): number;
+  /**
+   * A hint: a worker reads these ranges (address, bytes pairs) once, in the background,
+   * so that they are in the shared caches when a later call reads them. Returns at once;
+   * does nothing on one thread or while an earlier prefetch is still running.
+   */
+  prefetch(ranges: readonly number[]): void;
   /**
    * c[M,N] = op(a)[M,K] · op(b)[K,N] on JS arrays (overwrites c). Strides/offsets as in gemm,
    * in elements: a stored from aOff as [M, lda] (or [K, lda] if transA), b from bOff as
@@ -662,6 +668,21 @@ class Kernels implements CpuKernels {
     this.begin(m, srcBytes);
     this.exs[m].copyRows(offsetOf(pDst), dstStride, this.place(pSrc, srcBytes, true, false), srcStride, rows, n);
     this.end();
+  }
+
+  prefetch(ranges: readonly number[]): void {
+    const n = ranges.length / 2;
+    if (!Number.isInteger(n) || n > PF_MAX_RANGES) throw new RangeError(`cpu kernels: prefetch takes up to ${PF_MAX_RANGES} (address, bytes) pairs`);
+    if (this.threads === 1 || this.disposed || Atomics.load(this.i32, PF_BUSY) !== 0) return;
+    const f = this.f64;
+    f[PF_COUNT] = n;
+    for (let r = 0; r < n; r++) {
+      const p = ranges[2 * r], o = PF_COUNT + 1 + 3 * r;
+      f[o] = memoryOf(p); f[o + 1] = offsetOf(p); f[o + 2] = ranges[2 * r + 1];
+    }
+    Atomics.store(this.i32, PF_BUSY, 1);
+    this.nextJob();
+    this.post(Op.Prefetch);
   }
 
   readBandwidth(p: number, bytes: number): number {

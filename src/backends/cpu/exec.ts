@@ -33,9 +33,11 @@
 // - Prefetch: a hint the main thread posts without waiting. It may post one only while
 //   PF_BUSY is 0; it writes the ranges (PF_COUNT, then memory, offset, bytes each), sets
 //   PF_BUSY = 1 and posts the job. The first worker to see it claims it (compare-exchange
-//   PF_BUSY 1 -> 2), reads every range once (so the data is in the shared caches when
-//   the main thread gets to it) and stores PF_BUSY = 0. Only one worker takes a
-//   prefetch, and the main thread never writes the ranges while one is pending.
+//   PF_BUSY 1 -> 2), copies the ranges and reads them once, so the data is in the
+//   shared caches when the main thread gets to it; then it stores PF_BUSY = 0. It reads
+//   in pieces of PF_PIECE bytes and looks at SEQ between pieces: a new job is served
+//   first, then the prefetch resumes (PrefetchCursor). Only one worker takes a prefetch,
+//   and the main thread never writes the ranges while one is pending.
 
 import { sgemmInParts, type Blas } from './blas.js';
 
@@ -157,17 +159,46 @@ function blasGemmChunk(blas: Blas, f64: Float64Array, lo: number, hi: number): v
 // caller's scores scratch, thread t > 0 scratch A_PART + (t-1)·A_PSTRIDE.
 export const T_Q = 0, T_K = 1, T_V = 2, T_OUT = 3, T_S = 4, T_GROUP = 5, T_T = 6, T_HD = 7, T_KVSTRIDE = 8, T_SCALE = 9;
 
-/** Run a posted prefetch on worker thread t if no other worker has claimed it (see the header). */
-export function runPrefetch(exs: readonly KernelExports[], i32: Int32Array, f64: Float64Array): void {
-  if (Atomics.compareExchange(i32, PF_BUSY, 1, 2) !== 1) return;
-  try {
-    const n = f64[PF_COUNT];
-    for (let r = 0; r < n; r++) {
-      const o = PF_COUNT + 1 + 3 * r;
-      exs[f64[o]].readSum(f64[o + 1], Math.floor(f64[o + 2] / 4));
+/** Bytes a worker prefetches between two looks at SEQ (about 2 µs of reading). */
+export const PF_PIECE = 64 * 1024;
+
+/** A worker's claimed prefetch, read piece by piece between jobs (see the header). */
+export class PrefetchCursor {
+  private readonly ranges = new Float64Array(3 * PF_MAX_RANGES);
+  private n = 0;
+  private r = 0;
+  private off = 0;
+  /** True between a successful claim() and the step() that finishes. */
+  active = false;
+
+  constructor(private readonly exs: readonly KernelExports[], private readonly i32: Int32Array, private readonly f64: Float64Array) {}
+
+  /** Claim a posted prefetch (PF_BUSY 1 -> 2) and copy its ranges; false when none is posted or another worker took it. */
+  claim(): boolean {
+    if (Atomics.compareExchange(this.i32, PF_BUSY, 1, 2) !== 1) return false;
+    this.n = Math.min(PF_MAX_RANGES, this.f64[PF_COUNT]);
+    this.ranges.set(this.f64.subarray(PF_COUNT + 1, PF_COUNT + 1 + 3 * this.n));
+    this.r = 0; this.off = 0; this.active = true;
+    return true;
+  }
+
+  /** Read up to `bytes` more of the ranges; at the end, release the prefetch (PF_BUSY = 0). */
+  step(bytes: number): void {
+    let left = bytes;
+    try {
+      while (left > 0 && this.r < this.n) {
+        const m = this.ranges[3 * this.r], base = this.ranges[3 * this.r + 1], size = this.ranges[3 * this.r + 2];
+        const take = Math.min(left, size - this.off);
+        if (take >= 4) this.exs[m].readSum(base + this.off, Math.floor(take / 4));
+        this.off += take; left -= take;
+        if (this.off >= size) { this.r++; this.off = 0; }
+      }
+    } catch (e) {
+      this.r = this.n; // a bad range ends the hint; the kernels do not depend on it
+      throw e;
+    } finally {
+      if (this.r >= this.n) { this.active = false; Atomics.store(this.i32, PF_BUSY, 0); }
     }
-  } finally {
-    Atomics.store(i32, PF_BUSY, 0);
   }
 }
 

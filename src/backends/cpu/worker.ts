@@ -4,7 +4,7 @@
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { wasm, type WasmMemory, type WasmModule } from './wasm-api.js';
 import { loadBlas, type Blas } from './blas.js';
-import { DONE, ERR, Op, PF_BUSY, SEQ, TAG_BITS, isChunked, runChunks, runPrefetch, runShare, type KernelExports } from './exec.js';
+import { DONE, ERR, Op, PF_BUSY, PF_PIECE, PrefetchCursor, SEQ, TAG_BITS, isChunked, runChunks, runShare, type KernelExports } from './exec.js';
 
 interface WorkerInit {
   module: WasmModule;
@@ -38,19 +38,22 @@ const blas = (): Blas => {
   return b;
 };
 
-function runPrefetchSafely(): void {
-  try {
-    runPrefetch(exs, i32, f64);
-  } catch (e) {
-    console.error('sparselm cpu worker (prefetch):', e);
-  }
-}
+const prefetch = new PrefetchCursor(exs, i32, f64);
 
 let seen = 0; // SEQ starts at 0; every posted job has a non-zero SEQ
 for (;;) {
-  // A prefetch whose job was overtaken by a later one (SEQ holds only the newest): take it now.
-  if (Atomics.load(i32, PF_BUSY) === 1) runPrefetchSafely();
+  // A posted prefetch (also one whose job was overtaken by a later one: SEQ holds only
+  // the newest) is claimed here and read piece by piece while no new job is posted.
+  if (!prefetch.active && Atomics.load(i32, PF_BUSY) === 1) prefetch.claim();
   let s = Atomics.load(i32, SEQ);
+  while (prefetch.active && s === seen) {
+    try {
+      prefetch.step(PF_PIECE);
+    } catch (e) {
+      console.error('sparselm cpu worker (prefetch):', e);
+    }
+    s = Atomics.load(i32, SEQ);
+  }
   // Poll for a while first: the decoder issues ~100 calls per token, and a wake from
   // Atomics.wait costs 50-200 us on this VM (measured, docs/cpu-backend.md).
   if (s === seen) {
@@ -67,10 +70,7 @@ for (;;) {
   seen = s;
   const op = s & 15;
   if (op === Op.Exit) break;
-  if (op === Op.Prefetch) {
-    runPrefetchSafely();
-    continue;
-  }
+  if (op === Op.Prefetch) continue; // claimed at the top of the loop
   if (isChunked(op)) {
     runChunks(exs, op, (s >>> 4) & tagMask, i32, f64, init.index, blas);
     continue;

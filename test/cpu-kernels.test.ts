@@ -389,6 +389,33 @@ test('native helpers: a shared memory keeps its native address when it grows; hu
   }
 });
 
+test('gemmBatch: independent products at once (threads take whole products), each as gemm; bad lists are rejected', () => {
+  for (const [threads, blas] of [[1, true], [2, true], [3, true], [2, false]] as [number, boolean][]) {
+    const k = createKernels({ threads, blas });
+    try {
+      const h = k.heap;
+      // [transA, transB, M, N, K, accumulate]: the decoder's convolution shapes, a transposed one, an empty one.
+      const shapes = [[0, 0, 16, 64, 576, 0], [0, 0, 16, 64, 576, 1], [0, 0, 16, 64, 192, 0], [1, 1, 7, 33, 65, 0], [0, 0, 0, 5, 5, 0]];
+      let seed = 7100;
+      const list: number[] = [], checks: (() => void)[] = [];
+      for (const [tA, tB, M, N, K, acc] of shapes) {
+        const lda = (tA ? M : K) + 1, ldb = (tB ? K : N) + 2, ldc = N + 3;
+        const a = randArray((tA ? K : M) * lda + 1, seed++), b = randArray((tB ? N : K) * ldb + 1, seed++), c0 = randArray(Math.max(1, M * ldc), seed++);
+        const pA = h.alloc(a.length * 4), pB = h.alloc(b.length * 4), pC = h.alloc(c0.length * 4);
+        h.f32(pA, a.length).set(a); h.f32(pB, b.length).set(b); h.f32(pC, c0.length).set(c0);
+        list.push(tA, tB, M, N, K, pA, lda, pB, ldb, pC, ldc, acc);
+        const want = refGemm(tA === 1, tB === 1, M, N, K, a, 0, lda, b, 0, ldb, acc ? c0 : null, 0, ldc);
+        checks.push(() => { if (M > 0) checkClose(block(h.f32(pC, c0.length), 0, ldc, M, N), want, `gemmBatch ${M}x${N}x${K} ${tA}${tB}${acc}, ${threads} threads, blas ${blas}`); });
+      }
+      k.gemmBatch(list);
+      for (const check of checks) check();
+      assert.throws(() => k.gemmBatch(list.slice(1)), RangeError);
+    } finally {
+      k.dispose();
+    }
+  }
+});
+
 test('prefetch: a hint that returns at once; the kernels after it are unaffected; bad ranges are rejected', async () => {
   for (const threads of [1, 2]) {
     const k = createKernels({ threads, blas: false });

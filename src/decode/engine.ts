@@ -94,6 +94,8 @@ interface LayerW {
   // (address, bytes) pairs for kernels.prefetch (two or more threads): the Sparse FF
   // controller's weights, and Sparse QKV's; empty for other layer kinds.
   ffPrefetch: number[]; attnPrefetch: number[];
+  // Sparse QKV's three convolutions as one kernels.gemmBatch list (q, k, v into qkv); empty otherwise.
+  convBatch: number[];
 }
 
 /** Timing and traffic of the last step. */
@@ -305,7 +307,7 @@ export class DecodeEngine {
           cBias: c.ffn === 'sparse' ? W(get(`${b}.ffn.c_bias`)) : null,
           k: this.alloc(Hkv * maxContext * hd), v: this.alloc(Hkv * maxContext * hd),
           topk: c.ffn === 'topk' ? der.topk_per_layer[l] : 0,
-          ffPrefetch: [], attnPrefetch: [],
+          ffPrefetch: [], attnPrefetch: [], convBatch: [],
         };
         const span = (...bufs: (Buf | null)[]): number[] => bufs.flatMap((x) => (x === null ? [] : [x.p, x.v.length * 4]));
         lw.ffPrefetch = span(lw.c1, lw.c2, lw.cBias);
@@ -342,6 +344,16 @@ export class DecodeEngine {
       this.colQK = this.alloc(c.attn === 'sparse' ? Fl * 3 * d : 1);
       this.colV = this.alloc(c.attn === 'sparse' ? Fl * d : 1);
       this.logits = this.alloc(c.vocab_size);
+      for (const lw of this.layers) {
+        if (!lw.convQ || !lw.convK || !lw.convV) continue;
+        // [S, F_l·F_w·M] · [F_l·F_w·M, M] into qkv's q, k and v parts (see convApply).
+        const Kqk = Fl * 3 * M, Kv = Fl * M;
+        lw.convBatch = [
+          0, 0, S, M, Kqk, this.colQK.p, Kqk, lw.convQ.kernel.p, M, this.qkv.p, M, 0,
+          0, 0, S, M, Kqk, this.colQK.p, Kqk, lw.convK.kernel.p, M, this.qkv.p + d * 4, M, 0,
+          0, 0, S, M, Kv, this.colV.p, Kv, lw.convV.kernel.p, M, this.qkv.p + 2 * d * 4, M, 0,
+        ];
+      }
       this.P = Math.max(1, Math.min(maxContext, opts.prefillRows ?? PREFILL_ROWS));
       this.X2 = this.alloc(this.P * d); this.XB2 = this.alloc(this.P * d); this.Y2 = this.alloc(this.P * d);
       this.QKV2 = this.alloc(c.attn === 'dense' ? this.P * (H + 2 * Hkv) * hd : 1);
@@ -612,8 +624,13 @@ export class DecodeEngine {
   private convApply(cv: Conv, col: Buf, outP: number): void {
     const c = this.config, S = c.qkv_modules, M = this.d / S, K = this.Fl * cv.Fw * M;
     this.smallGemm(col.p, cv.kernel.p, outP, S, M, K);
+    this.convBias(cv, outP, S, M);
+  }
+
+  /** The convolution's bias on its [S, M] output (after its product); counts the weights read. */
+  private convBias(cv: Conv, outP: number, S: number, M: number): void {
     this.kernels.addRows(outP, cv.bias.p, S, M);
-    this.weightBytes += (K * M + M) * 4;
+    this.weightBytes += (this.Fl * cv.Fw * M * M + M) * 4;
   }
 
   /** Drop the oldest state row, append `cur`. */
@@ -631,9 +648,18 @@ export class DecodeEngine {
     const state = lw.qkvState as Buf;
     this.im2col(state, m, 3, this.colQK);
     this.im2col(state, m, 1, this.colV);
-    this.convApply(lw.convQ as Conv, this.colQK, this.qkv.p);
-    this.convApply(lw.convK as Conv, this.colQK, this.qkv.p + d * 4);
-    this.convApply(lw.convV as Conv, this.colV, this.qkv.p + 2 * d * 4);
+    if (this.kernels.blas && this.kernels.threads > 1) {
+      // The three products at once: each too small to split between threads, together worth sharing.
+      const S = this.config.qkv_modules, M = d / S;
+      this.kernels.gemmBatch(lw.convBatch);
+      this.convBias(lw.convQ as Conv, this.qkv.p, S, M);
+      this.convBias(lw.convK as Conv, this.qkv.p + d * 4, S, M);
+      this.convBias(lw.convV as Conv, this.qkv.p + 2 * d * 4, S, M);
+    } else {
+      this.convApply(lw.convQ as Conv, this.colQK, this.qkv.p);
+      this.convApply(lw.convK as Conv, this.colQK, this.qkv.p + d * 4);
+      this.convApply(lw.convV as Conv, this.colV, this.qkv.p + 2 * d * 4);
+    }
     this.pushState(state, m);
     if (this.config.positions === 'rope') this.rope(this.qkv.p, 2 * H); // q's heads, then k's (at d = H·hd)
     this.attend(lw, this.qkv, d, 2 * d, this.qkv.p, this.att);

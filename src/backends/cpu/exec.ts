@@ -82,7 +82,7 @@ export const RESULTS = 2560 / 8; // 1 per thread
 export const PF_COUNT = 3328 / 8; // prefetch: number of ranges, then 3 per range (memory, offset, bytes)
 export const PF_MAX_RANGES = 30;
 
-export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7, AddMemory: 8, BlasGemv: 9, BlasGemm: 10, Attention: 11, MulRows: 12, Prefetch: 13 } as const;
+export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7, AddMemory: 8, BlasGemv: 9, BlasGemm: 10, Attention: 11, MulRows: 12, Prefetch: 13, BlasGemmBatch: 14 } as const;
 export const TAG_BITS = 11;
 export const CHUNK_BITS = 20;
 const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
@@ -90,7 +90,7 @@ const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
 /** Ops that are cut into chunks claimed from NEXT (the others use static ranges). */
 export function isChunked(op: number): boolean {
   return op === Op.Gemv || op === Op.GemvRows || op === Op.AxpyRows || op === Op.Read || op === Op.GemmSmallM ||
-    op === Op.BlasGemv || op === Op.BlasGemm || op === Op.Attention || op === Op.MulRows;
+    op === Op.BlasGemv || op === Op.BlasGemm || op === Op.Attention || op === Op.MulRows || op === Op.BlasGemmBatch;
 }
 
 /** Every job: the memory (index) its pointers are offsets in. */
@@ -152,6 +152,18 @@ function blasGemmChunk(blas: Blas, f64: Float64Array, lo: number, hi: number): v
   const B = f64[a + M_B] + (tB ? j0 * ldb : j0) * 4;
   const C = f64[a + M_C] + (i0 * ldc + j0) * 4;
   sgemmInParts(blas, tA, tB, i1 - i0, j1 - j0, f64[a + M_K], A, lda, B, ldb, f64[a + M_BETA], C, ldc);
+}
+
+// BlasGemmBatch: independent products, one per chunk, each described by B_FIELDS values
+// from RANGES (unused by chunked jobs): transA, transB, M, N, K, A, lda, B, ldb, C, ldc,
+// beta (native addresses, strides in elements).
+export const B_FIELDS = 12;
+export const B_MAX = Math.floor((RESULTS - RANGES) / B_FIELDS);
+
+function blasGemmBatchChunk(blas: Blas, f64: Float64Array, i: number): void {
+  const o = RANGES + B_FIELDS * i;
+  sgemmInParts(blas, f64[o] !== 0, f64[o + 1] !== 0, f64[o + 2], f64[o + 3], f64[o + 4], f64[o + 5], f64[o + 6], f64[o + 7], f64[o + 8],
+    f64[o + 11], f64[o + 9], f64[o + 10]);
 }
 
 // Arguments of Attention (byte offsets in memory A_MEM): a chunk is a range of query
@@ -268,6 +280,9 @@ function runChunk(ex: KernelExports, op: number, f64: Float64Array, t: number, c
       break;
     case Op.BlasGemm:
       blasGemmChunk(blas(), f64, lo, hi);
+      break;
+    case Op.BlasGemmBatch: // items are products
+      for (let i = lo; i < hi; i++) blasGemmBatchChunk(blas(), f64, i);
       break;
     case Op.MulRows: { // items are rows of D and out
       const n = f64[a + 3];

@@ -23,7 +23,7 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { loadBlas, sgemmInParts, type Blas } from './blas.js';
 import { adviseHugePages, nativeAddress } from './native.js';
 import {
-  A_CHUNK, A_MEM, A_N, A_PART, A_PSTRIDE, ARGS, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, PF_BUSY, PF_COUNT, PF_MAX_RANGES, G_A, G_COLS, G_LDA, G_M, G_N, G_TRANS, G_X,
+  A_CHUNK, A_MEM, A_N, A_PART, A_PSTRIDE, ARGS, B_FIELDS, B_MAX, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, PF_BUSY, PF_COUNT, PF_MAX_RANGES, G_A, G_COLS, G_LDA, G_M, G_N, G_TRANS, G_X,
   G_Y, M_A, M_B, M_BETA, M_C, M_COLS, M_K, M_LDA, M_LDB, M_LDC, M_M, M_N, M_TRANSA, M_TRANSB, T_GROUP, T_HD, T_K, T_KVSTRIDE, T_OUT, T_Q, T_S, T_SCALE, T_T, T_V, MAX_THREADS, NCHUNKS, NEXT, Op,
   RANGES, RESULTS, SEQ, TAG_BITS, runChunks, runShare, type KernelExports,
 } from './exec.js';
@@ -76,6 +76,13 @@ export interface CpuKernels {
    */
   gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, pA: number, lda: number,
     pB: number, ldb: number, pC: number, ldc: number, accumulate: boolean): void;
+  /**
+   * Independent products at once, as `gemm` each: `list` holds GEMM_FIELDS numbers per
+   * product: transA, transB (0/1), M, N, K, pA, lda, pB, ldb, pC, ldc, accumulate (0/1).
+   * With OpenBLAS and several threads, the threads take whole products (the decoder's
+   * three Sparse QKV convolutions: each too small to split well, together worth sharing).
+   */
+  gemmBatch(list: readonly number[]): void;
   /** y[rows] = W[rows, cols] · x[cols]. */
   gemv(pW: number, rows: number, cols: number, pX: number, pY: number): void;
   /** y[cols] (+)= W[rows, cols]ᵀ · x[rows] (every row; axpyRows without an index list); accumulate (default true) adds to y, false overwrites it. */
@@ -154,6 +161,8 @@ const PAR_MIN_FLOPS = 1 << 19;
 // Attention shares its heads from this many multiply-adds (q·k and p·v: 2·H·T·hd);
 // it also computes H·T exponentials.
 const ATT_PAR_MIN = 1 << 16;
+/** Numbers per product in CpuKernels.gemmBatch's list. */
+export const GEMM_FIELDS = 12;
 // gemmSmallM on one thread: rows of B per block (see the kernel).
 const SMALLM_ROWS = 8;
 // OpenBLAS GEMMs are shared between threads from this many flops (about 40 µs of one
@@ -487,6 +496,30 @@ class Kernels implements CpuKernels {
     a[ARGS + M_A] = A; a[ARGS + M_LDA] = lda; a[ARGS + M_B] = B; a[ARGS + M_LDB] = ldb; a[ARGS + M_C] = C; a[ARGS + M_LDC] = ldc;
     a[ARGS + M_BETA] = beta; a[ARGS + M_M] = M; a[ARGS + M_N] = N; a[ARGS + M_COLS] = byCols ? 1 : 0;
     this.runChunked(Op.BlasGemm, byCols ? N : M, chunk, true);
+  }
+
+  gemmBatch(list: readonly number[]): void {
+    const n = list.length / GEMM_FIELDS;
+    if (!Number.isInteger(n) || n > B_MAX) throw new RangeError(`cpu kernels: gemmBatch takes up to ${B_MAX} products of ${GEMM_FIELDS} numbers`);
+    if (this.blasLib === null || this.threads === 1 || n < 2) {
+      for (let i = 0; i < n; i++) {
+        const g = GEMM_FIELDS * i;
+        this.gemm(list[g] !== 0, list[g + 1] !== 0, list[g + 2], list[g + 3], list[g + 4], list[g + 5], list[g + 6], list[g + 7], list[g + 8],
+          list[g + 9], list[g + 10], list[g + 11] !== 0);
+      }
+      return;
+    }
+    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
+    const f = this.f64;
+    for (let i = 0; i < n; i++) {
+      const g = GEMM_FIELDS * i, o = RANGES + B_FIELDS * i;
+      checkInt('M', list[g + 2]); checkInt('N', list[g + 3]); checkInt('K', list[g + 4]);
+      checkInt('lda', list[g + 6]); checkInt('ldb', list[g + 8]); checkInt('ldc', list[g + 10]);
+      f[o] = list[g]; f[o + 1] = list[g + 1]; f[o + 2] = list[g + 2]; f[o + 3] = list[g + 3]; f[o + 4] = list[g + 4];
+      f[o + 5] = this.native(list[g + 5]); f[o + 6] = list[g + 6]; f[o + 7] = this.native(list[g + 7]); f[o + 8] = list[g + 8];
+      f[o + 9] = this.native(list[g + 9]); f[o + 10] = list[g + 10]; f[o + 11] = list[g + 11] !== 0 ? 1 : 0;
+    }
+    this.runChunked(Op.BlasGemmBatch, n, 1, true);
   }
 
   gemv(pW: number, rows: number, cols: number, pX: number, pY: number): void {

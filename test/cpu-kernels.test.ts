@@ -13,30 +13,11 @@
 // here (<= 600) is >> K u sum|ab|; the "checker" test shows such an error fails.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { gamma, randArray, rng } from './helpers.js';
 import { createKernels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 import { newSharedMemory } from '../src/backends/cpu/heap.js';
 import { nativeAddress } from '../src/backends/cpu/native.js';
 
-const U = 2 ** -24;
-const gamma = (k: number): number => (k * U) / (1 - k * U);
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randArray(n: number, seed: number): Float32Array {
-  const r = rng(seed);
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = 2 * r() - 1;
-  return a;
-}
 
 /** Reference value and its error scale (sum of |terms|) for each output element. */
 interface Ref { val: Float64Array; mag: Float64Array; terms: number }

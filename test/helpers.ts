@@ -1,6 +1,7 @@
 /**
- * Test helpers: seeded random tensors, an allclose matcher whose message
- * shows the worst element, and a float64 finite-difference gradient check.
+ * Test helpers: seeded random tensors and float32 arrays, the float32 rounding-error
+ * bound gamma(K), an allclose matcher whose message shows the worst element, and a
+ * float64 finite-difference gradient check.
  */
 
 import assert from 'node:assert/strict';
@@ -9,6 +10,32 @@ import {
 } from '../src/index.js';
 import { sample } from '../src/tensor/random.js';
 import { numel } from '../src/tensor/shape.js';
+
+/** Unit roundoff of float32. */
+export const U32 = 2 ** -24;
+
+/** Higham's gamma(K) = K·u / (1 - K·u): a float32 sum of K products, in any order, is within gamma(K)·Σ|terms| of the exact sum. */
+export const gamma = (k: number): number => (k * U32) / (1 - k * U32);
+
+/** A seeded uniform generator on [0, 1) (mulberry32-style mixing; not the library's own random op). */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** n seeded uniform float32 values in [-1, 1). */
+export function randArray(n: number, seed: number): Float32Array {
+  const r = rng(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = 2 * r() - 1;
+  return a;
+}
 
 /** Deterministic normal data (not through the library's own random op, so tests of that op stay independent). */
 export function normalData(shape: readonly number[], seed: number, scale = 1): Float64Array {

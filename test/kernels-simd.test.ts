@@ -17,28 +17,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { U32, gamma, randArray, rng } from './helpers.js';
 import { createKernels, type CpuKernels, type SimdFlavor } from '../src/backends/cpu/kernels.js';
 
-const U = 2 ** -24;
-const gamma = (k: number): number => (k * U) / (1 - k * U);
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randArray(n: number, seed: number): Float32Array {
-  const r = rng(seed);
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = 2 * r() - 1;
-  return a;
-}
 
 /** Reference value, its error scale Σ|terms| per element, and the number of products. */
 interface Ref { val: Float64Array; mag: Float64Array; terms: number }
@@ -206,7 +187,7 @@ for (const simd of BUILDS) {
             const mx = Math.max(...s);
             let sum = 0;
             for (let t = 0; t < T; t++) { s[t] = Math.exp(s[t] - mx); sum += s[t]; }
-            const rho = Math.exp(2 * delta) * (1 + U) ** 2 - 1;
+            const rho = Math.exp(2 * delta) * (1 + U32) ** 2 - 1;
             for (let i = 0; i < hd; i++) {
               let o = 0, m = 0;
               for (let t = 0; t < T; t++) { const p = s[t] / sum, v = V[base + t * hd + i]; o += p * v; m += p * Math.abs(v); }

@@ -8,26 +8,15 @@
 // set is not in cache from its last use.
 // node dev/gemv/fma.mjs [threads=1] [reps=7]   (after npm run build)
 import { createKernels } from '../../build/src/backends/cpu/kernels.js';
+import { randArray, rng } from '../../build/test/helpers.js';
 
 const threads = Number(process.argv[2] ?? 1);
 const reps = Number(process.argv[3] ?? 7);
 const builds = ['plain', 'relaxed'];
 const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]; };
 
-function rng(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function fill(k, p, n, seed) {
-  const r = rng(seed), v = k.heap.f32(p, n);
-  for (let i = 0; i < n; i++) v[i] = 2 * r() - 1;
+  k.heap.f32(p, n).set(randArray(n, seed));
 }
 
 // Sorted distinct random rows: the decoder's active set.

@@ -482,12 +482,16 @@ class Kernels implements CpuKernels {
     const blas = this.blasOrThrow();
     const A = this.native(pA), B = this.native(pB), C = this.native(pC), T = this.threads;
     const flops = 2 * M * N * K;
+    if (T === 1 || flops < BLAS_GEMM_PAR_MIN_FLOPS) {
+      sgemmInParts(blas, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+      return;
+    }
     // One chunk per thread while the parts are small (each call packs its operands), two when large.
     const per = flops >= 64 * PAR_MIN_FLOPS ? 2 : 1;
     const rows = evenChunks(M, 4, T, per), cols = evenChunks(N, 16, T, per);
     const byCols = cols.efficiency > rows.efficiency || (cols.efficiency === rows.efficiency && N > M);
     const { chunk, count } = byCols ? cols : rows;
-    if (T === 1 || flops < BLAS_GEMM_PAR_MIN_FLOPS || count < 2) {
+    if (count < 2) {
       sgemmInParts(blas, transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
       return;
     }

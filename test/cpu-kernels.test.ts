@@ -632,6 +632,27 @@ describe('cpu kernels: decoder elementwise kernels (mulRows, addRows, im2col, no
     assert.throws(() => k.rope(0, 1, 3, 0), /even head size/);
   });
 
+  test('swiglu: silu(gate)·up within one float32 rounding of float64, also in place', () => {
+    const h = k.heap;
+    for (const n of [1, 7, 2730]) {
+      const g = randArray(2 * n, 9960 + n).map((v) => v * 6); // gates over [-6, 6): both tails of the sigmoid
+      const pH = h.alloc(2 * n * 4), pO = h.alloc(n * 4 + 4);
+      const want = Array.from({ length: n }, (_, u) => (g[u] / (1 + Math.exp(-g[u]))) * g[n + u]);
+      const check = (got: Float32Array, what: string) => {
+        for (let u = 0; u < n; u++) {
+          if (!(Math.abs(got[u] - want[u]) <= Math.abs(want[u]) * 2 ** -23 + 1e-30)) assert.fail(`${what} n=${n} [${u}]: got ${got[u]}, want ${want[u]}`);
+        }
+      };
+      h.f32(pH, 2 * n).set(g); h.f32(pO + n * 4, 1)[0] = 42;
+      k.swiglu(pH, pO, n);
+      check(h.f32(pO, n), 'swiglu');
+      assert.equal(h.f32(pO + n * 4, 1)[0], 42, 'wrote past the output');
+      k.swiglu(pH, pH, n);
+      check(h.f32(pH, n), 'swiglu in place');
+      h.free(pH); h.free(pO);
+    }
+  });
+
   test('copyRows: strided rows, exact; nothing outside them is touched', () => {
     const h = k.heap;
     const rows = 5, n = 13, srcStride = 17, dstStride = 40;

@@ -447,7 +447,10 @@ export class DecodeEngine {
         const rows = c.activation === 'swiglu' ? 2 * dff : dff;
         this.matmat(T, lw.w1, d, rows, this.XB2.p, this.HB2.p);
         const HB = this.HB2.v;
-        for (let r = 0; r < T; r++) this.activate(lw, HB.subarray(r * rows, (r + 1) * rows), HB.subarray(r * rows, r * rows + dff), dff);
+        for (let r = 0; r < T; r++) {
+          if (c.activation === 'swiglu') this.kernels.swiglu(this.HB2.p + r * rows * 4, this.HB2.p + r * rows * 4, dff); // in place
+          else this.activate(lw, HB.subarray(r * rows, (r + 1) * rows), HB.subarray(r * rows, r * rows + dff), dff);
+        }
         // W2 is [d_ff, d] (skipZeros), else laid out as the dense products are. H rows have stride `rows`.
         if (this.skipZeros || this.inputMajor) this.kernels.gemm(false, false, T, d, dff, this.HB2.p, rows, lw.w2.p, d, this.Y2.p, d, false);
         else this.kernels.gemm(false, true, T, d, dff, this.HB2.p, rows, lw.w2.p, dff, this.Y2.p, d, false);
@@ -692,13 +695,9 @@ export class DecodeEngine {
     this.weightBytes += n * d * 4 + (lw.b2 ? d * 4 : 0);
   }
 
-  /** out[u] = act(h[u] + b1[u]) for u < dff (swiglu: silu(h[u])·h[dff + u]); dense FF only. */
+  /** out[u] = act(h[u] + b1[u]) for u < dff, ReLU or GELU (SwiGLU: kernels.swiglu); dense FF only. */
   private activate(lw: LayerW, h: Float32Array, out: Float32Array, dff: number): void {
     const act = this.config.activation;
-    if (act === 'swiglu') {
-      for (let u = 0; u < dff; u++) { const g = h[u]; out[u] = (g / (1 + Math.exp(-g))) * h[dff + u]; }
-      return;
-    }
     const b1 = lw.b1?.v;
     if (b1) this.weightBytes += dff * 4;
     for (let u = 0; u < dff; u++) {
@@ -715,9 +714,10 @@ export class DecodeEngine {
     this.matvec(lw.w1, d, rows, this.xb, this.hbuf);
     this.weightBytes += rows * d * 4;
     const h = this.hbuf.v, idx = this.idx.v, coef = this.coef.v;
+    if (swiglu) this.kernels.swiglu(this.hbuf.p, this.coef.p, dff);
     if (!this.skipZeros) {
       // The plain dense baseline: every unit, one gemv over W2ᵀ.
-      this.activate(lw, h, coef, dff);
+      if (!swiglu) this.activate(lw, h, coef, dff);
       this.matvec(lw.w2, dff, d, this.coef, this.y);
       this.weightBytes += dff * d * 4;
       if (lw.b2) { const y = this.y.v, b2 = lw.b2.v; for (let i = 0; i < d; i++) y[i] += b2[i]; this.weightBytes += d * 4; }
@@ -725,10 +725,8 @@ export class DecodeEngine {
     }
     let n = 0;
     if (swiglu) {
-      for (let u = 0; u < dff; u++) {
-        const g = h[u], a = (g / (1 + Math.exp(-g))) * h[dff + u];
-        if (a !== 0 || !this.skipZeros) { idx[n] = u; coef[n] = a; n++; }
-      }
+      // Exact zeros are rare in SwiGLU: every unit goes to one dense W2ᵀ·coef (down(): gemvT).
+      n = dff;
     } else {
       const b1 = lw.b1?.v;
       if (b1) this.weightBytes += dff * 4;

@@ -62,6 +62,7 @@ export interface KernelExports {
   norm(pX: number, pW: number, pB: number, hasBias: number, pOut: number, n: number, eps: number, rms: number): void;
   rope(pV: number, nHeads: number, hd: number, pCos: number, pSin: number): void;
   copyRows(pDst: number, dstStride: number, pSrc: number, srcStride: number, rows: number, n: number): void;
+  swiglu(pH: number, pOut: number, n: number): void;
 }
 
 // Control block: CTL_BYTES bytes at a 64-aligned heap pointer.

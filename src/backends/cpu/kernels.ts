@@ -135,6 +135,11 @@ export interface CpuKernels {
   rope(pV: number, nHeads: number, hd: number, pCosSin: number): void;
   /** dst row r = src row r (n floats) for r < rows; rows dstStride and srcStride floats apart. On the calling thread. */
   copyRows(pDst: number, dstStride: number, pSrc: number, srcStride: number, rows: number, n: number): void;
+  /**
+   * SwiGLU's activation: out[u] = silu(h[u])·h[n + u] for u < n (h: [2n], gate then up),
+   * in float64, rounded once; out may be h. On the calling thread.
+   */
+  swiglu(pH: number, pOut: number, n: number): void;
   readBandwidth(p: number, bytes: number): number;
   /**
    * A hint: a worker reads these ranges (address, bytes pairs) once, in the background,
@@ -720,6 +725,14 @@ class Kernels implements CpuKernels {
     Atomics.store(this.i32, PF_BUSY, 1);
     this.nextJob();
     this.post(Op.Prefetch);
+  }
+
+  swiglu(pH: number, pOut: number, n: number): void {
+    checkInt('n', n);
+    const m = memoryOf(pH);
+    this.begin(m, n * 4);
+    this.exs[m].swiglu(offsetOf(pH), this.place(pOut, n * 4, false, true), n);
+    this.end();
   }
 
   readBandwidth(p: number, bytes: number): number {

@@ -693,3 +693,15 @@ export function copyRows(pDst: usize, dstStride: i32, pSrc: usize, srcStride: i3
     memory.copy(pDst + ((<usize>r * <usize>dstStride) << 2), pSrc + ((<usize>r * <usize>srcStride) << 2), bytes);
   }
 }
+
+// SwiGLU's activation: out[u] = silu(h[u]) · h[n + u] = h[u] / (1 + exp(-h[u])) · h[n + u]
+// for u < n, in float64 and rounded once (as the training graph's reference computes
+// it). out may be h itself (each u reads its inputs before writing out[u]).
+export function swiglu(pH: usize, pOut: usize, n: i32): void {
+  const up: usize = pH + (<usize>n << 2);
+  for (let u = 0; u < n; u++) {
+    const o: usize = <usize>u << 2;
+    const g = <f64>load<f32>(pH + o);
+    store<f32>(pOut + o, <f32>((g / (1.0 + Math.exp(-g))) * <f64>load<f32>(up + o)));
+  }
+}

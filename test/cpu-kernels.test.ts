@@ -13,29 +13,14 @@
 // here (<= 600) is >> K u sum|ab|; the "checker" test shows such an error fails.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { gamma, randArray, rng } from './helpers.js';
+import { checkClose, gamma, randArray, rng, type SumRef } from './helpers.js';
 import { createKernels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 import { newSharedMemory } from '../src/backends/cpu/heap.js';
 import { nativeAddress } from '../src/backends/cpu/native.js';
 
-
-/** Reference value and its error scale (sum of |terms|) for each output element. */
-interface Ref { val: Float64Array; mag: Float64Array; terms: number }
-
-/** Compare got[i] with ref: |got - val| <= gamma(terms + 1) * mag + tiny; reports the first failure. */
-function checkClose(got: ArrayLike<number>, ref: Ref, what: string): void {
-  assert.equal(got.length, ref.val.length, `${what}: length`);
-  const g = gamma(ref.terms + 1);
-  for (let i = 0; i < ref.val.length; i++) {
-    const err = Math.abs(got[i] - ref.val[i]);
-    const tol = g * ref.mag[i] + 1e-30;
-    if (!(err <= tol)) assert.fail(`${what}: element ${i}: got ${got[i]}, want ${ref.val[i]} (err ${err.toExponential(2)} > tol ${tol.toExponential(2)})`);
-  }
-}
-
 /** float64 reference of C[M,N] = (acc ? C0 : 0) + op(A)·op(B), storage as in CpuKernels.gemm. */
 function refGemm(tA: boolean, tB: boolean, M: number, N: number, K: number, a: Float32Array, aOff: number, lda: number,
-  b: Float32Array, bOff: number, ldb: number, c0: Float32Array | null, c0Off: number, ldc: number): Ref {
+  b: Float32Array, bOff: number, ldb: number, c0: Float32Array | null, c0Off: number, ldc: number): SumRef {
   const val = new Float64Array(M * N), mag = new Float64Array(M * N);
   for (let i = 0; i < M; i++) {
     for (let j = 0; j < N; j++) {

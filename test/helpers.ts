@@ -29,6 +29,20 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** A float64 reference for float32 sums: each element's value, its error scale Σ|terms|, and the number of terms. */
+export interface SumRef { val: Float64Array; mag: Float64Array; terms: number }
+
+/** |got - val| <= gamma(terms + 1)·mag + tiny per element (one more u: an accumulate add or the final rounding); fails on the first element out of bound. */
+export function checkClose(got: ArrayLike<number>, ref: SumRef, what: string): void {
+  assert.equal(got.length, ref.val.length, `${what}: length`);
+  const g = gamma(ref.terms + 1);
+  for (let i = 0; i < ref.val.length; i++) {
+    const err = Math.abs(got[i] - ref.val[i]);
+    const tol = g * ref.mag[i] + 1e-30;
+    if (!(err <= tol)) assert.fail(`${what}: element ${i}: got ${got[i]}, want ${ref.val[i]} (err ${err.toExponential(2)} > tol ${tol.toExponential(2)})`);
+  }
+}
+
 /** n seeded uniform float32 values in [-1, 1). */
 export function randArray(n: number, seed: number): Float32Array {
   const r = rng(seed);

@@ -17,16 +17,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { U32, gamma, randArray, rng } from './helpers.js';
+import { U32, checkClose, gamma, randArray, rng, type SumRef } from './helpers.js';
 import { createKernels, type CpuKernels, type SimdFlavor } from '../src/backends/cpu/kernels.js';
-
-
-/** Reference value, its error scale Σ|terms| per element, and the number of products. */
-interface Ref { val: Float64Array; mag: Float64Array; terms: number }
 
 /** C[i, j] = c0[i, j] + Σ_k a(i, k) · b(k, j) in float64, for i < M, j < N. */
 function refProduct(M: number, N: number, K: number, a: (i: number, k: number) => number, b: (k: number, j: number) => number,
-  c0?: (i: number, j: number) => number): Ref {
+  c0?: (i: number, j: number) => number): SumRef {
   const val = new Float64Array(M * N), mag = new Float64Array(M * N);
   for (let i = 0; i < M; i++) {
     for (let j = 0; j < N; j++) {
@@ -41,17 +37,6 @@ function refProduct(M: number, N: number, K: number, a: (i: number, k: number) =
     }
   }
   return { val, mag, terms: K };
-}
-
-/** |got - val| <= gamma(terms + 1) · mag per element; fails on the first element out of bound. */
-function checkClose(got: ArrayLike<number>, ref: Ref, what: string): void {
-  assert.equal(got.length, ref.val.length, `${what}: length`);
-  const g = gamma(ref.terms + 1);
-  for (let i = 0; i < ref.val.length; i++) {
-    const err = Math.abs(got[i] - ref.val[i]);
-    const tol = g * ref.mag[i] + 1e-30;
-    if (!(err <= tol)) assert.fail(`${what}: element ${i}: got ${got[i]}, want ${ref.val[i]} (err ${err.toExponential(2)} > tol ${tol.toExponential(2)})`);
-  }
 }
 
 /** Copies `data` into a fresh heap block (with one spare float for a sentinel) and returns its address. */

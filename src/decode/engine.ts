@@ -153,7 +153,9 @@ export class DecodeEngine {
    * the wasm gemv's row dot products.
    */
   private readonly inputMajor: boolean;
-  private allocated: number[] = [];
+  /** Every heap block the engine placed: (address, bytes). */
+  private touchSum = 0;
+  private allocated: Array<{ p: number; bytes: number }> = [];
   private weightBytes = 0;
 
   private readonly d: number;
@@ -334,7 +336,7 @@ export class DecodeEngine {
       this.scores = this.alloc(maxContext);
       this.hbuf = this.alloc(2 * dff);
       this.coef = this.alloc(dff);
-      const pi = this.kernels.heap.alloc(dff * 4, 64); this.allocated.push(pi);
+      const pi = this.kernels.heap.alloc(dff * 4, 64); this.allocated.push({ p: pi, bytes: dff * 4 });
       this.idx = { p: pi, v: this.kernels.heap.i32(pi, dff) };
       this.low = this.alloc(Math.max(1, c.sparse_lowrank));
       this.ctrl = this.alloc(dff);
@@ -363,6 +365,7 @@ export class DecodeEngine {
       this.ropeTable = this.alloc(2 * hd); // hd float64s
       this.ropeCosSin = new Float64Array(this.kernels.heap.memories[memoryOf(this.ropeTable.p)].buffer, offsetOf(this.ropeTable.p), hd);
       this.reset(); // heap blocks may hold an earlier user's bytes: the convolution states must start at zero
+      this.touchPages();
       this.topkHeap = new Int32Array(c.ffn === 'topk' ? Math.max(...der.topk_per_layer) : 1);
     } catch (e) {
       this.dispose();
@@ -371,6 +374,25 @@ export class DecodeEngine {
       }
       throw e;
     }
+  }
+
+  /**
+   * Reads one float in every 4 KiB page of every block placed above. On the shared VM
+   * this project is measured on, the first read of a page after it was written is slow
+   * (host-side; `node dev/gemv/10_cold_pages.mjs`: gathered 36 KB rows at 0.5-8 GB/s
+   * until each page has been read once, 16-21 GB/s after). Dense decoding reads every
+   * page in its first token, but Sparse FF reaches a rarely chosen neuron's rows for the
+   * first time many tokens later and paid it then; here it is paid once, at load
+   * (~80 ms for the 4.8 GB 17B-class block).
+   */
+  private touchPages(): void {
+    const heap = this.kernels.heap, step = 1024; // floats per 4 KiB page
+    let sum = 0;
+    for (const { p, bytes } of this.allocated) {
+      const v = heap.f32(p, Math.floor(bytes / 4));
+      for (let i = 0; i < v.length; i += step) sum += v[i];
+    }
+    this.touchSum = sum; // kept, so the reads cannot be optimised away
   }
 
   /** Tokens in the cache (the position of the next token). */
@@ -387,7 +409,7 @@ export class DecodeEngine {
 
   /** Frees the heap blocks (and the kernels when the engine created them). The engine is unusable afterwards. */
   dispose(): void {
-    for (const p of this.allocated) this.kernels?.heap.free(p);
+    for (const { p } of this.allocated) this.kernels?.heap.free(p);
     this.allocated = [];
     if (this.ownsKernels) this.kernels?.dispose();
   }
@@ -534,7 +556,7 @@ export class DecodeEngine {
 
   private alloc(n: number): Buf {
     const p = this.kernels.heap.alloc(Math.max(1, n) * 4, 64);
-    this.allocated.push(p);
+    this.allocated.push({ p, bytes: Math.max(1, n) * 4 });
     return { p, v: this.kernels.heap.f32(p, n) };
   }
 

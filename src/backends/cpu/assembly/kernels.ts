@@ -602,7 +602,10 @@ export function blockArgmax(pL: usize, pIdx: usize, nb: i32, N: i32): void {
     let best = -1;
     if (n4 >= 4) {
       let m = v128.load(p);
-      for (let u = 4; u < n4; u += 4) m = f32x4.max(m, v128.load(p + (<usize>u << 2)));
+      // pmax is one maxps (wasm's max spells out NaN and -0 rules in several): a NaN in
+      // m's first load stays and one later is skipped; either way the checks below find
+      // the scalar scan's answer.
+      for (let u = 4; u < n4; u += 4) m = f32x4.pmax(m, v128.load(p + (<usize>u << 2)));
       let bv = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
       for (let u = n4; u < N; u++) bv = max(bv, load<f32>(p + (<usize>u << 2)));
       const bvv = f32x4.splat(bv);
@@ -633,40 +636,57 @@ export function blockArgmax(pL: usize, pIdx: usize, nb: i32, N: i32): void {
 // graph's reference does.
 export function norm(pX: usize, pW: usize, pB: usize, hasBias: i32, pOut: usize, n: i32, eps: f64, rms: i32): void {
   const inv_n: f64 = 1.0 / <f64>n;
-  if (rms) {
-    let s0: f64 = 0, s1: f64 = 0;
-    let i = 0;
-    for (; i + 2 <= n; i += 2) {
-      const a = <f64>load<f32>(pX + (<usize>i << 2)), b = <f64>load<f32>(pX + (<usize>i << 2), 4);
-      s0 += a * a; s1 += b * b;
+  const n8 = n & ~7;
+  // Pass 1 (layernorm): the mean, four float64x2 accumulators over 8 floats a step.
+  let mean: f64 = 0;
+  if (!rms) {
+    let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
+    for (let i = 0; i < n8; i += 8) {
+      const p = pX + (<usize>i << 2);
+      const u = v128.load(p), v = v128.load(p, 16);
+      a0 = f64x2.add(a0, lo64(u)); a1 = f64x2.add(a1, hi64(u));
+      a2 = f64x2.add(a2, lo64(v)); a3 = f64x2.add(a3, hi64(v));
     }
-    for (; i < n; i++) { const a = <f64>load<f32>(pX + (<usize>i << 2)); s0 += a * a; }
-    const inv = 1.0 / Math.sqrt((s0 + s1) * inv_n + eps);
-    for (let j = 0; j < n; j++) {
-      const o: usize = <usize>j << 2;
-      store<f32>(pOut + o, <f32>(<f64>load<f32>(pX + o) * inv * <f64>load<f32>(pW + o)));
-    }
-    return;
+    let s = hsum64(f64x2.add(f64x2.add(a0, a1), f64x2.add(a2, a3)));
+    for (let i = n8; i < n; i++) s += <f64>load<f32>(pX + (<usize>i << 2));
+    mean = s * inv_n;
   }
-  let s0: f64 = 0, s1: f64 = 0;
-  let i = 0;
-  for (; i + 2 <= n; i += 2) { s0 += <f64>load<f32>(pX + (<usize>i << 2)); s1 += <f64>load<f32>(pX + (<usize>i << 2), 4); }
-  for (; i < n; i++) s0 += <f64>load<f32>(pX + (<usize>i << 2));
-  const mean = (s0 + s1) * inv_n;
-  let v0: f64 = 0, v1: f64 = 0;
-  i = 0;
-  for (; i + 2 <= n; i += 2) {
-    const a = <f64>load<f32>(pX + (<usize>i << 2)) - mean, b = <f64>load<f32>(pX + (<usize>i << 2), 4) - mean;
-    v0 += a * a; v1 += b * b;
+  // Pass 2: Σ (x - mean)² (mean = 0 for rmsnorm: Σ x²).
+  const mv = f64x2.splat(mean);
+  let b0 = f64x2.splat(0), b1 = f64x2.splat(0), b2 = f64x2.splat(0), b3 = f64x2.splat(0);
+  for (let i = 0; i < n8; i += 8) {
+    const p = pX + (<usize>i << 2);
+    const u = v128.load(p), v = v128.load(p, 16);
+    const c0 = f64x2.sub(lo64(u), mv), c1 = f64x2.sub(hi64(u), mv), c2 = f64x2.sub(lo64(v), mv), c3 = f64x2.sub(hi64(v), mv);
+    b0 = f64x2.add(b0, f64x2.mul(c0, c0)); b1 = f64x2.add(b1, f64x2.mul(c1, c1));
+    b2 = f64x2.add(b2, f64x2.mul(c2, c2)); b3 = f64x2.add(b3, f64x2.mul(c3, c3));
   }
-  for (; i < n; i++) { const a = <f64>load<f32>(pX + (<usize>i << 2)) - mean; v0 += a * a; }
-  const inv = 1.0 / Math.sqrt((v0 + v1) * inv_n + eps);
-  for (let j = 0; j < n; j++) {
+  let ss = hsum64(f64x2.add(f64x2.add(b0, b1), f64x2.add(b2, b3)));
+  for (let i = n8; i < n; i++) { const c = <f64>load<f32>(pX + (<usize>i << 2)) - mean; ss += c * c; }
+  const inv = 1.0 / Math.sqrt(ss * inv_n + eps);
+  // Pass 3: each output in float64, rounded once.
+  const iv = f64x2.splat(inv);
+  const bias = !rms && hasBias != 0;
+  const n4 = n & ~3;
+  for (let j = 0; j < n4; j += 4) {
+    const o: usize = <usize>j << 2;
+    const x = v128.load(pX + o), w = v128.load(pW + o);
+    let ylo = f64x2.mul(f64x2.mul(f64x2.sub(lo64(x), mv), iv), lo64(w));
+    let yhi = f64x2.mul(f64x2.mul(f64x2.sub(hi64(x), mv), iv), hi64(w));
+    if (bias) { const b = v128.load(pB + o); ylo = f64x2.add(ylo, lo64(b)); yhi = f64x2.add(yhi, hi64(b)); }
+    v128.store(pOut + o, v128.shuffle<f32>(f32x4.demote_f64x2_zero(ylo), f32x4.demote_f64x2_zero(yhi), 0, 1, 4, 5));
+  }
+  for (let j = n4; j < n; j++) {
     const o: usize = <usize>j << 2;
     const y = (<f64>load<f32>(pX + o) - mean) * inv * <f64>load<f32>(pW + o);
-    store<f32>(pOut + o, <f32>(hasBias ? y + <f64>load<f32>(pB + o) : y));
+    store<f32>(pOut + o, <f32>(bias ? y + <f64>load<f32>(pB + o) : y));
   }
 }
+
+// Lanes 0-1 and 2-3 of four floats, as float64x2 (exact).
+@inline function lo64(v: v128): v128 { return f64x2.promote_low_f32x4(v); }
+@inline function hi64(v: v128): v128 { return f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)); }
+@inline function hsum64(v: v128): f64 { return f64x2.extract_lane(v, 0) + f64x2.extract_lane(v, 1); }
 
 // RoPE (the llama.cpp NORM form: adjacent pairs) on nHeads rows of hd floats at pV, in
 // place: (v[2i], v[2i+1]) rotated by the angle whose cosine and sine are cs[i], sn[i]

@@ -502,7 +502,8 @@ for (const threads of [1, 2]) {
       let seed = 9500;
       // [H, group, T, hd, ctx]: one position, odd head size (scalar tail), grouped-query heads; the last
       // three are large enough for the threads to share the heads (whole groups, uneven chunks).
-      for (const [H, group, T, hd, ctx] of [[1, 1, 1, 4, 1], [2, 1, 5, 6, 7], [4, 2, 9, 16, 12], [6, 3, 33, 7, 40], [16, 1, 40, 64, 48],
+      // T covers every remainder mod 4 (the kernel takes keys and values four at a time).
+      for (const [H, group, T, hd, ctx] of [[1, 1, 1, 4, 1], [2, 1, 5, 6, 7], [3, 1, 7, 8, 9], [4, 2, 9, 16, 12], [6, 3, 33, 7, 40], [16, 1, 40, 64, 48],
         [12, 3, 100, 32, 110], [10, 2, 70, 50, 80]]) {
         const Hkv = H / group, h = k.heap, scale = 1 / Math.sqrt(hd);
         const q = randArray(H * hd, seed++), K = randArray(Hkv * ctx * hd, seed++), V = randArray(Hkv * ctx * hd, seed++);

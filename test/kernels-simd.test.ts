@@ -145,7 +145,7 @@ for (const simd of BUILDS) {
 
       test('attention: grouped kv heads, strided cache, odd head size', () => {
         let seed = 500;
-        for (const [H, group, T, hd, ctx] of [[1, 1, 1, 4, 1], [4, 2, 9, 16, 12], [16, 1, 40, 64, 48], [6, 3, 33, 7, 40]]) {
+        for (const [H, group, T, hd, ctx] of [[1, 1, 1, 4, 1], [2, 1, 7, 12, 8], [4, 2, 9, 16, 12], [16, 1, 40, 64, 48], [6, 3, 33, 7, 40], [3, 1, 70, 9, 72]]) {
           const Hkv = H / group, scale = 1 / Math.sqrt(hd);
           const q = randArray(H * hd, seed++), K = randArray(Hkv * ctx * hd, seed++), V = randArray(Hkv * ctx * hd, seed++);
           const pQ = put(k, q), pK = put(k, K), pV = put(k, V);

@@ -504,18 +504,19 @@ export function attention(pQ: usize, pK: usize, pV: usize, pOut: usize, pS: usiz
   const rb: usize = <usize>hd << 2;
   const end4 = hd & ~3;
   const oe: usize = <usize>end4 << 2;
+  const T4 = T & ~3;
   for (let h = 0; h < H; h++) {
     const g = h / group;
     const kp = pK + <usize>g * <usize>kvStride * 4, vp = pV + <usize>g * <usize>kvStride * 4;
     const q = pQ + <usize>h * rb, out = pOut + <usize>h * rb;
+    // Scores, four keys at a time (each key's sum in the same order as dot1's).
+    let t = 0;
+    for (; t < T4; t += 4) dot4(kp + <usize>t * rb, rb, q, hd, scale, pS + (<usize>t << 2));
+    for (; t < T; t++) store<f32>(pS + (<usize>t << 2), dot1(kp + <usize>t * rb, q, hd) * scale);
     let mx = -Infinity;
-    for (let t = 0; t < T; t++) {
-      const s: f32 = dot1(kp + <usize>t * rb, q, hd) * scale;
-      store<f32>(pS + (<usize>t << 2), s);
-      if (<f64>s > mx) mx = <f64>s;
-    }
+    for (t = 0; t < T; t++) { const s = <f64>load<f32>(pS + (<usize>t << 2)); if (s > mx) mx = s; }
     let sum: f64 = 0;
-    for (let t = 0; t < T; t++) {
+    for (t = 0; t < T; t++) {
       const a = pS + (<usize>t << 2);
       const e = Math.exp(<f64>load<f32>(a) - mx);
       store<f32>(a, <f32>e);
@@ -523,7 +524,29 @@ export function attention(pQ: usize, pK: usize, pV: usize, pOut: usize, pS: usiz
     }
     for (let o: usize = 0; o < oe; o += 16) v128.store(out + o, f32x4.splat(0));
     for (let c = end4; c < hd; c++) store<f32>(out + (<usize>c << 2), 0);
-    for (let t = 0; t < T; t++) {
+    // out += p[t]·V[t], four positions per pass over out (each element still adds its
+    // terms in order of t, as one position at a time would).
+    for (t = 0; t < T4; t += 4) {
+      const a = pS + (<usize>t << 2);
+      const p0: f32 = <f32>(<f64>load<f32>(a) / sum), p1: f32 = <f32>(<f64>load<f32>(a, 4) / sum);
+      const p2: f32 = <f32>(<f64>load<f32>(a, 8) / sum), p3: f32 = <f32>(<f64>load<f32>(a, 12) / sum);
+      const k0 = f32x4.splat(p0), k1 = f32x4.splat(p1), k2 = f32x4.splat(p2), k3 = f32x4.splat(p3);
+      const w0 = vp + <usize>t * rb, w1 = w0 + rb, w2 = w1 + rb, w3 = w2 + rb;
+      for (let o: usize = 0; o < oe; o += 16) {
+        let acc = madd(v128.load(w0 + o), k0, v128.load(out + o));
+        acc = madd(v128.load(w1 + o), k1, acc);
+        acc = madd(v128.load(w2 + o), k2, acc);
+        v128.store(out + o, madd(v128.load(w3 + o), k3, acc));
+      }
+      for (let c = end4; c < hd; c++) {
+        const off: usize = <usize>c << 2;
+        let x = load<f32>(out + off) + p0 * load<f32>(w0 + off);
+        x = x + p1 * load<f32>(w1 + off);
+        x = x + p2 * load<f32>(w2 + off);
+        store<f32>(out + off, x + p3 * load<f32>(w3 + off));
+      }
+    }
+    for (; t < T; t++) {
       const a = pS + (<usize>t << 2);
       const p: f32 = <f32>(<f64>load<f32>(a) / sum);
       const k = f32x4.splat(p);
@@ -535,6 +558,32 @@ export function attention(pQ: usize, pK: usize, pV: usize, pOut: usize, pS: usiz
       }
     }
   }
+}
+
+// Stores (K[i] · q) · scale for the four rows K[0..3] (rb bytes apart, from w0) at
+// pS[0..3]; each row's sum is formed exactly as dot1 forms it, so the scores do not
+// depend on how many keys are done at once.
+@inline function dot4(w0: usize, rb: usize, pX: usize, cols: i32, scale: f32, pS: usize): void {
+  const w1 = w0 + rb, w2 = w1 + rb, w3 = w2 + rb;
+  let a0 = f32x4.splat(0), b0 = f32x4.splat(0), a1 = f32x4.splat(0), b1 = f32x4.splat(0);
+  let a2 = f32x4.splat(0), b2 = f32x4.splat(0), a3 = f32x4.splat(0), b3 = f32x4.splat(0);
+  const end8 = cols & ~7;
+  const oe: usize = <usize>end8 << 2;
+  for (let o: usize = 0; o < oe; o += 32) {
+    const xa = v128.load(pX + o), xb = v128.load(pX + o, 16);
+    a0 = madd(v128.load(w0 + o), xa, a0); b0 = madd(v128.load(w0 + o, 16), xb, b0);
+    a1 = madd(v128.load(w1 + o), xa, a1); b1 = madd(v128.load(w1 + o, 16), xb, b1);
+    a2 = madd(v128.load(w2 + o), xa, a2); b2 = madd(v128.load(w2 + o, 16), xb, b2);
+    a3 = madd(v128.load(w3 + o), xa, a3); b3 = madd(v128.load(w3 + o, 16), xb, b3);
+  }
+  let s0 = hsum(f32x4.add(a0, b0)), s1 = hsum(f32x4.add(a1, b1)), s2 = hsum(f32x4.add(a2, b2)), s3 = hsum(f32x4.add(a3, b3));
+  for (let c = end8; c < cols; c++) {
+    const off: usize = <usize>c << 2;
+    const x = load<f32>(pX + off);
+    s0 += load<f32>(w0 + off) * x; s1 += load<f32>(w1 + off) * x;
+    s2 += load<f32>(w2 + off) * x; s3 += load<f32>(w3 + off) * x;
+  }
+  store<f32>(pS, s0 * scale); store<f32>(pS, s1 * scale, 4); store<f32>(pS, s2 * scale, 8); store<f32>(pS, s3 * scale, 12);
 }
 
 // ---------------------------------------------------------------------------------

@@ -13,38 +13,10 @@
 // here (<= 600) is >> K u sum|ab|; the "checker" test shows such an error fails.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkClose, gamma, randArray, rng, type SumRef } from './helpers.js';
+import { TRANSPOSES, block, checkClose, checkGemmCases, gamma, randArray, refGemm, rng } from './helpers.js';
 import { createKernels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 import { newSharedMemory } from '../src/backends/cpu/heap.js';
 import { nativeAddress } from '../src/backends/cpu/native.js';
-
-/** float64 reference of C[M,N] = (acc ? C0 : 0) + op(A)·op(B), storage as in CpuKernels.gemm. */
-function refGemm(tA: boolean, tB: boolean, M: number, N: number, K: number, a: Float32Array, aOff: number, lda: number,
-  b: Float32Array, bOff: number, ldb: number, c0: Float32Array | null, c0Off: number, ldc: number): SumRef {
-  const val = new Float64Array(M * N), mag = new Float64Array(M * N);
-  for (let i = 0; i < M; i++) {
-    for (let j = 0; j < N; j++) {
-      let s = c0 ? c0[c0Off + i * ldc + j] : 0;
-      let m = Math.abs(s);
-      for (let k = 0; k < K; k++) {
-        const x = tA ? a[aOff + k * lda + i] : a[aOff + i * lda + k];
-        const y = tB ? b[bOff + j * ldb + k] : b[bOff + k * ldb + j];
-        s += x * y;
-        m += Math.abs(x * y);
-      }
-      val[i * N + j] = s;
-      mag[i * N + j] = m;
-    }
-  }
-  return { val, mag, terms: K };
-}
-
-/** Extract the [M, N] block at off with row stride ld. */
-function block(c: Float32Array, off: number, ld: number, M: number, N: number): Float32Array {
-  const out = new Float32Array(M * N);
-  for (let i = 0; i < M; i++) out.set(c.subarray(off + i * ld, off + i * ld + N), i * N);
-  return out;
-}
 
 // [M, N, K]: 1s, tile edges (6x8), MC=96 and KC=256 block edges, N > NC=2048, and
 // sizes large enough (2MNK >= 2^19) to run split across threads along M or N. On the
@@ -57,7 +29,6 @@ const GEMM_SIZES: [number, number, number][] = [
   [97, 9, 257], [13, 17, 513], [3, 2050, 5], [129, 65, 33], [200, 150, 70], [20, 300, 100],
   [8, 40, 4000], [16, 64, 1500], [64, 48, 1400], [8, 512, 600],
 ];
-const TRANS: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
 
 test('checker: rejects a result with one term missing, accepts the exact one', () => {
   const K = 600, a = randArray(K, 1), b = randArray(K, 2);
@@ -79,29 +50,7 @@ for (const threads of [1, 2]) {
     });
 
     test('gemm: all transposes, accumulate, strides, odd sizes', () => {
-      let seed = 10;
-      for (const [M, N, K] of GEMM_SIZES) {
-        for (const [tA, tB] of TRANS) {
-          for (const acc of [false, true]) {
-            // Padded strides (+3) and storage as documented: A [M|K, lda], B [K|N, ldb], C [M, ldc].
-            const lda = (tA ? M : K) + 3, ldb = (tB ? K : N) + 3, ldc = N + 5;
-            const aRows = tA ? K : M, bRows = tB ? N : K;
-            const h = k.heap;
-            const pA = h.alloc(aRows * lda * 4), pB = h.alloc(bRows * ldb * 4), pC = h.alloc(M * ldc * 4 + 4);
-            const a = randArray(aRows * lda, seed++), b = randArray(bRows * ldb, seed++), c0 = randArray(M * ldc, seed++);
-            h.f32(pA, a.length).set(a); h.f32(pB, b.length).set(b); h.f32(pC, c0.length).set(c0);
-            const sentinel = h.f32(pC + M * ldc * 4, 1); sentinel[0] = 42;
-            k.gemm(tA, tB, M, N, K, pA, lda, pB, ldb, pC, ldc, acc);
-            const got = h.f32(pC, M * ldc);
-            const what = `gemm ${M}x${N}x${K} tA=${tA} tB=${tB} acc=${acc}`;
-            checkClose(block(got, 0, ldc, M, N), refGemm(tA, tB, M, N, K, a, 0, lda, b, 0, ldb, acc ? c0 : null, 0, ldc), what);
-            // Padding columns of C are untouched, and nothing is written past the end.
-            for (let i = 0; i < M; i++) for (let j = N; j < ldc; j++) assert.equal(got[i * ldc + j], c0[i * ldc + j], `${what}: pad`);
-            assert.equal(h.f32(pC + M * ldc * 4, 1)[0], 42, `${what}: wrote past C`);
-            h.free(pA); h.free(pB); h.free(pC);
-          }
-        }
-      }
+      checkGemmCases(k, GEMM_SIZES, 10);
     });
 
     test('gemm: K = 0 gives zeros (or leaves C when accumulating)', () => {
@@ -117,7 +66,7 @@ for (const threads of [1, 2]) {
     test('matmul: JS arrays with offsets and strides, all transposes', () => {
       let seed = 1000;
       for (const [M, N, K] of GEMM_SIZES) {
-        for (const [tA, tB] of TRANS) {
+        for (const [tA, tB] of TRANSPOSES) {
           const lda = (tA ? M : K) + 2, ldb = (tB ? K : N) + 1, ldc = N + 3;
           const aOff = 5, bOff = 3, cOff = 7;
           const a = randArray(aOff + (tA ? K : M) * lda, seed++), b = randArray(bOff + (tB ? N : K) * ldb, seed++);
@@ -452,7 +401,7 @@ describe('cpu kernels, OpenBLAS path', () => {
         if (!k.blas) { t.skip('OpenBLAS or koffi not available'); return; }
         let seed = 6000;
         for (const [M, N, K] of GEMM_SIZES) {
-          for (const [tA, tB] of TRANS) {
+          for (const [tA, tB] of TRANSPOSES) {
             const lda = (tA ? M : K) + 1, ldb = (tB ? K : N) + 2, ldc = N + 1;
             const a = randArray(4 + (tA ? K : M) * lda, seed++), b = randArray(2 + (tB ? N : K) * ldb, seed++);
             const c = randArray(M * ldc + 1, seed++);

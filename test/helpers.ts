@@ -1,13 +1,15 @@
 /**
  * Test helpers: seeded random tensors and float32 arrays, the float32 rounding-error
- * bound gamma(K), an allclose matcher whose message shows the worst element, and a
- * float64 finite-difference gradient check.
+ * bound gamma(K), float64 reference products for the kernels (and one GEMM check over
+ * every transpose and stride case), an allclose matcher whose message shows the worst
+ * element, and a float64 finite-difference gradient check.
  */
 
 import assert from 'node:assert/strict';
 import {
   Tensor, gradients, mul, noGrad, sum, tensor, type DType,
 } from '../src/index.js';
+import type { CpuKernels } from '../src/backends/cpu/kernels.js';
 import { sample } from '../src/tensor/random.js';
 import { numel } from '../src/tensor/shape.js';
 
@@ -40,6 +42,72 @@ export function checkClose(got: ArrayLike<number>, ref: SumRef, what: string): v
     const err = Math.abs(got[i] - ref.val[i]);
     const tol = g * ref.mag[i] + 1e-30;
     if (!(err <= tol)) assert.fail(`${what}: element ${i}: got ${got[i]}, want ${ref.val[i]} (err ${err.toExponential(2)} > tol ${tol.toExponential(2)})`);
+  }
+}
+
+/** C[i, j] = c0[i, j] + Σ_k a(i, k) · b(k, j) in float64, for i < M, j < N. */
+export function refProduct(M: number, N: number, K: number, a: (i: number, k: number) => number, b: (k: number, j: number) => number,
+  c0?: (i: number, j: number) => number): SumRef {
+  const val = new Float64Array(M * N), mag = new Float64Array(M * N);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = c0 ? c0(i, j) : 0, m = Math.abs(s);
+      for (let k = 0; k < K; k++) {
+        const p = a(i, k) * b(k, j);
+        s += p;
+        m += Math.abs(p);
+      }
+      val[i * N + j] = s;
+      mag[i * N + j] = m;
+    }
+  }
+  return { val, mag, terms: K };
+}
+
+/** refProduct of (acc ? C0 : 0) + op(A)·op(B), with arrays stored as CpuKernels.gemm takes them (offsets and row strides in floats). */
+export function refGemm(tA: boolean, tB: boolean, M: number, N: number, K: number, a: Float32Array, aOff: number, lda: number,
+  b: Float32Array, bOff: number, ldb: number, c0: Float32Array | null, c0Off: number, ldc: number): SumRef {
+  return refProduct(M, N, K,
+    (i, k) => (tA ? a[aOff + k * lda + i] : a[aOff + i * lda + k]),
+    (k, j) => (tB ? b[bOff + j * ldb + k] : b[bOff + k * ldb + j]),
+    c0 ? (i, j) => c0[c0Off + i * ldc + j] : undefined);
+}
+
+/** The [M, N] block at off with row stride ld. */
+export function block(c: Float32Array, off: number, ld: number, M: number, N: number): Float32Array {
+  const out = new Float32Array(M * N);
+  for (let i = 0; i < M; i++) out.set(c.subarray(off + i * ld, off + i * ld + N), i * N);
+  return out;
+}
+
+/** Every (transA, transB). */
+export const TRANSPOSES: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
+
+/**
+ * k.gemm at every [M, N, K] of `sizes`, every transpose, overwriting and accumulating,
+ * with padded strides (A [M|K, lda], B [K|N, ldb], C [M, ldc] as documented) against
+ * refGemm; C's padding columns must stay untouched and nothing may be written past C.
+ */
+export function checkGemmCases(k: CpuKernels, sizes: readonly [number, number, number][], seed: number): void {
+  const h = k.heap;
+  for (const [M, N, K] of sizes) {
+    for (const [tA, tB] of TRANSPOSES) {
+      for (const acc of [false, true]) {
+        const lda = (tA ? M : K) + 3, ldb = (tB ? K : N) + 1, ldc = N + 5;
+        const aRows = tA ? K : M, bRows = tB ? N : K;
+        const a = randArray(aRows * lda, seed++), b = randArray(bRows * ldb, seed++), c0 = randArray(M * ldc, seed++);
+        const pA = h.alloc(a.length * 4), pB = h.alloc(b.length * 4), pC = h.alloc(c0.length * 4 + 4);
+        h.f32(pA, a.length).set(a); h.f32(pB, b.length).set(b); h.f32(pC, c0.length).set(c0);
+        h.f32(pC + c0.length * 4, 1)[0] = 42;
+        k.gemm(tA, tB, M, N, K, pA, lda, pB, ldb, pC, ldc, acc);
+        const got = h.f32(pC, c0.length);
+        const what = `gemm ${M}x${N}x${K} tA=${tA} tB=${tB} acc=${acc}`;
+        checkClose(block(got, 0, ldc, M, N), refGemm(tA, tB, M, N, K, a, 0, lda, b, 0, ldb, acc ? c0 : null, 0, ldc), what);
+        for (let i = 0; i < M; i++) for (let j = N; j < ldc; j++) assert.equal(got[i * ldc + j], c0[i * ldc + j], `${what}: pad`);
+        assert.equal(h.f32(pC + c0.length * 4, 1)[0], 42, `${what}: wrote past C`);
+        h.free(pA); h.free(pB); h.free(pC);
+      }
+    }
   }
 }
 

@@ -17,27 +17,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { U32, checkClose, gamma, randArray, rng, type SumRef } from './helpers.js';
+import { U32, checkClose, checkGemmCases, gamma, randArray, refProduct, rng } from './helpers.js';
 import { createKernels, type CpuKernels, type SimdFlavor } from '../src/backends/cpu/kernels.js';
-
-/** C[i, j] = c0[i, j] + Σ_k a(i, k) · b(k, j) in float64, for i < M, j < N. */
-function refProduct(M: number, N: number, K: number, a: (i: number, k: number) => number, b: (k: number, j: number) => number,
-  c0?: (i: number, j: number) => number): SumRef {
-  const val = new Float64Array(M * N), mag = new Float64Array(M * N);
-  for (let i = 0; i < M; i++) {
-    for (let j = 0; j < N; j++) {
-      let s = c0 ? c0(i, j) : 0, m = Math.abs(s);
-      for (let k = 0; k < K; k++) {
-        const p = a(i, k) * b(k, j);
-        s += p;
-        m += Math.abs(p);
-      }
-      val[i * N + j] = s;
-      mag[i * N + j] = m;
-    }
-  }
-  return { val, mag, terms: K };
-}
 
 /** Copies `data` into a fresh heap block (with one spare float for a sentinel) and returns its address. */
 function put(k: CpuKernels, data: Float32Array | Int32Array, spare = 0): number {
@@ -53,7 +34,6 @@ const GEMV_SIZES: [number, number][] = [[1, 1], [7, 33], [9, 3], [17, 16], [23, 
 // [M, N, K]: the 4x8 micro-tile's edges, the KC=256 and NC=2048 block edges, and sizes
 // (2MNK >= 2^19) split across threads.
 const GEMM_SIZES: [number, number, number][] = [[1, 1, 1], [7, 33, 65], [97, 9, 257], [3, 2050, 5], [129, 65, 33], [200, 150, 70]];
-const TRANS: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
 const BUILDS: SimdFlavor[] = ['plain', 'relaxed'];
 
 for (const simd of BUILDS) {
@@ -106,28 +86,7 @@ for (const simd of BUILDS) {
       });
 
       test('gemm: every transpose, overwrite and accumulate, padded strides', () => {
-        let seed = 300;
-        for (const [M, N, K] of GEMM_SIZES) {
-          for (const [tA, tB] of TRANS) {
-            for (const acc of [false, true]) {
-              const lda = (tA ? M : K) + 3, ldb = (tB ? K : N) + 1, ldc = N + 2;
-              const a = randArray((tA ? K : M) * lda, seed++), b = randArray((tB ? N : K) * ldb, seed++), c0 = randArray(M * ldc, seed++);
-              const pA = put(k, a), pB = put(k, b), pC = put(k, c0, 1);
-              k.heap.f32(pC + M * ldc * 4, 1)[0] = 42;
-              k.gemm(tA, tB, M, N, K, pA, lda, pB, ldb, pC, ldc, acc);
-              const got = k.heap.f32(pC, M * ldc);
-              const block = Float32Array.from({ length: M * N }, (_, e) => got[Math.floor(e / N) * ldc + (e % N)]);
-              const what = `gemm ${M}x${N}x${K} tA=${tA} tB=${tB} acc=${acc}`;
-              checkClose(block, refProduct(M, N, K,
-                (i, kk) => (tA ? a[kk * lda + i] : a[i * lda + kk]),
-                (kk, j) => (tB ? b[j * ldb + kk] : b[kk * ldb + j]),
-                acc ? (i, j) => c0[i * ldc + j] : undefined), what);
-              for (let i = 0; i < M; i++) for (let j = N; j < ldc; j++) assert.equal(got[i * ldc + j], c0[i * ldc + j], `${what}: pad`);
-              assert.equal(k.heap.f32(pC + M * ldc * 4, 1)[0], 42, `${what}: wrote past C`);
-              k.heap.free(pA); k.heap.free(pB); k.heap.free(pC);
-            }
-          }
-        }
+        checkGemmCases(k, GEMM_SIZES, 300);
       });
 
       test('gemmSmallM: odd rows, N not a multiple of 16, wide N split across threads', () => {

@@ -154,8 +154,9 @@ export class DecodeEngine {
    */
   private readonly inputMajor: boolean;
   /** Every heap block the engine placed: (address, bytes). */
-  private touchSum = 0;
   private allocated: Array<{ p: number; bytes: number }> = [];
+  /** The sum touchPages() read (kept so its reads are not optimised away). */
+  private touchSum = 0;
   private weightBytes = 0;
 
   private readonly d: number;
@@ -392,7 +393,7 @@ export class DecodeEngine {
       const v = heap.f32(p, Math.floor(bytes / 4));
       for (let i = 0; i < v.length; i += step) sum += v[i];
     }
-    this.touchSum = sum; // kept, so the reads cannot be optimised away
+    this.touchSum = sum;
   }
 
   /** Tokens in the cache (the position of the next token). */

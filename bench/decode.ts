@@ -12,8 +12,9 @@
 // (each after a reset and the prompt); a round's time is the median over its tokens.
 // A model's speedup is the median over rounds of baseline time / model time, so both
 // sides of every ratio ran within seconds of each other (this machine is shared, and
-// its read bandwidth moves by 2x within minutes). The times printed are medians over
-// rounds; the baseline's pool the rounds of all pairs.
+// its read bandwidth moves by 2x within minutes); the lowest and highest round's ratio
+// are printed beside it. The times printed are medians over rounds; the baseline's pool
+// the rounds of all pairs.
 //
 // Random weights: every choice the sparse paths make (controller argmax, ReLU zeros)
 // is as random as the weights, so the traffic is what a trained model would read
@@ -109,6 +110,8 @@ interface Row {
   gbs: number; blockGbs: number; ceil: number; paper?: [number | null, number];
   /** Median over paired rounds of baseline time / this model's time (1 for the baseline). */
   tokenSpeedup: number; blockSpeedup: number;
+  /** The lowest and highest of those rounds' ratios (null for the baseline): how much the machine moved. */
+  tokenRange: [number, number] | null; blockRange: [number, number] | null;
 }
 /** One model at one prompt length: ms/token after it, KV bytes read per token, prefill tokens/s. */
 interface ContextRow { name: string; context: number; tokenMs: number; weightBytes: number; kvBytes: number; prefillTokS: number }
@@ -163,12 +166,21 @@ function round(m: Loaded, o: DecodeBenchOptions): [number, number] {
   return [t, b];
 }
 
-function rowOf(m: Loaded, k: CpuKernels, ceil: number, tokenSpeedup: number, blockSpeedup: number): Row {
+/** A row of the table; `ratios` are the paired rounds' baseline/model time ratios (null for the baseline itself). */
+function rowOf(m: Loaded, k: CpuKernels, ceil: number, ratios: { token: number[]; block: number[] } | null): Row {
   const tokenMs = median(m.tok), blockMs = median(m.blk);
+  const range = (r: number[]): [number, number] => [Math.min(...r), Math.max(...r)];
   return {
     name: m.v.name, threads: k.threads, prefillMs: median(m.prefillMs), tokenMs, blockMs, bytes: m.bytes, blockBytes: m.blockBytes,
-    gbs: m.bytes / (tokenMs * 1e6), blockGbs: m.blockBytes / (blockMs * 1e6), ceil, paper: m.v.paper, tokenSpeedup, blockSpeedup,
+    gbs: m.bytes / (tokenMs * 1e6), blockGbs: m.blockBytes / (blockMs * 1e6), ceil, paper: m.v.paper,
+    tokenSpeedup: ratios ? median(ratios.token) : 1, blockSpeedup: ratios ? median(ratios.block) : 1,
+    tokenRange: ratios ? range(ratios.token) : null, blockRange: ratios ? range(ratios.block) : null,
   };
+}
+
+/** "7.04x (6.1-7.9)": the median ratio and the range over rounds. */
+function speedup(median: number, range: [number, number] | null): string {
+  return range ? `${median.toFixed(2)}x (${range[0].toFixed(1)}-${range[1].toFixed(1)})` : `${median.toFixed(2)}x`;
 }
 
 /** Reset, prefill a prompt of L tokens (timed), then decode `tokens` greedily: the median ms/token at that context. */
@@ -223,7 +235,7 @@ export function runDecode(o: DecodeBenchOptions): void {
             const [mt, mb] = round(m, o);
             tokenRatio.push(bt / mt); blockRatio.push(bb / mb);
           }
-          rows.push(rowOf(m, k, ceil, median(tokenRatio), median(blockRatio)));
+          rows.push(rowOf(m, k, ceil, { token: tokenRatio, block: blockRatio }));
           if (v.contexts) for (const L of o.contexts) contextRows.push(atContext(m.engine, m.config, v.name, L, o.tokens));
         } finally {
           m.engine.dispose();
@@ -231,7 +243,7 @@ export function runDecode(o: DecodeBenchOptions): void {
       }
       const b = base;
       if (baseVariant.contexts) contextRows.unshift(...o.contexts.map((L) => atContext(b.engine, b.config, baseVariant.name, L, o.tokens)));
-      rows.unshift(rowOf(b, k, median(baseCeil), 1, 1));
+      rows.unshift(rowOf(b, k, median(baseCeil), null));
     } finally {
       base?.engine.dispose();
       k.heap.free(buf);
@@ -241,20 +253,20 @@ export function runDecode(o: DecodeBenchOptions): void {
     console.log(`\n${threads} thread${threads > 1 ? 's' : ''}; dense products: ${k.blas ? 'OpenBLAS, each thread on its part' : 'WebAssembly'}; ` +
       `wasm kernels: ${k.fma ? 'relaxed SIMD (fused multiply-add)' : 'SIMD (multiply, add)'}`);
     if (perBlockOnly) {
-      console.log('| model (one block) | ms/block | speedup | MB read/block | ideal speedup | GB/s | read ceiling GB/s | paper ms/block | paper speedup |');
+      console.log('| model (one block) | ms/block | speedup (range over rounds) | MB read/block | ideal speedup | GB/s | read ceiling GB/s | paper ms/block | paper speedup |');
       console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
       for (const r of rows) {
         const paper = r.paper ? `${r.paper[1]}` : '-';
         const paperSpeed = r.paper && baseRow.paper ? `${(baseRow.paper[1] / r.paper[1]).toFixed(2)}x` : '-';
-        console.log(`| ${r.name} | ${r.blockMs.toFixed(2)} | ${r.blockSpeedup.toFixed(2)}x | ${(r.blockBytes / 1e6).toFixed(1)} | ` +
+        console.log(`| ${r.name} | ${r.blockMs.toFixed(2)} | ${speedup(r.blockSpeedup, r.blockRange)} | ${(r.blockBytes / 1e6).toFixed(1)} | ` +
           `${(baseRow.blockBytes / r.blockBytes).toFixed(2)}x | ${r.blockGbs.toFixed(1)} | ${r.ceil.toFixed(1)} | ${paper} | ${paperSpeed} |`);
       }
     } else {
-      console.log('| model | ms/token | ms/block | speedup token / block | MB read/token | ideal speedup | GB/s | read ceiling GB/s | prefill tok/s | paper ms/token, ms/block |');
+      console.log('| model | ms/token | ms/block | speedup token / block (range over rounds) | MB read/token | ideal speedup | GB/s | read ceiling GB/s | prefill tok/s | paper ms/token, ms/block |');
       console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
       for (const r of rows) {
         const paper = r.paper ? `${r.paper[0] ?? '-'}, ${r.paper[1]}` : '-';
-        console.log(`| ${r.name} | ${r.tokenMs.toFixed(1)} | ${r.blockMs.toFixed(2)} | ${r.tokenSpeedup.toFixed(2)}x / ${r.blockSpeedup.toFixed(2)}x | ` +
+        console.log(`| ${r.name} | ${r.tokenMs.toFixed(1)} | ${r.blockMs.toFixed(2)} | ${speedup(r.tokenSpeedup, r.tokenRange)} / ${speedup(r.blockSpeedup, r.blockRange)} | ` +
           `${(r.bytes / 1e6).toFixed(0)} | ${(baseRow.bytes / r.bytes).toFixed(2)}x | ${r.gbs.toFixed(1)} | ${r.ceil.toFixed(1)} | ${(o.prompt / (r.prefillMs / 1000)).toFixed(0)} | ${paper} |`);
       }
     }

@@ -850,8 +850,9 @@ class Kernels implements CpuKernels {
 // V8 first runs wasm with its baseline compiler (Liftoff, ~3-5x slower here) and
 // tiers a function up to TurboFan only after it has run a while; a call already
 // running never switches. The compiled code belongs to the module, which all
-// instances and workers share, so once per module (build) we call every kernel on
-// small data until tier-up has had time to finish (it takes ~5 ms here).
+// instances and workers share, so once per module (build) we call every kernel (the
+// decoder's per-token ones too) on small data until tier-up has had time to finish
+// (it takes ~5 ms here).
 const warmedUp = new WeakSet<WasmModule>();
 function warmUp(module: WasmModule, ex: KernelExports, heap: SharedHeap): void {
   if (warmedUp.has(module)) return;
@@ -868,6 +869,17 @@ function warmUp(module: WasmModule, ex: KernelExports, heap: SharedHeap): void {
     ex.gemvRows(pa, n, pi, pb, pc, 0, n);
     ex.axpyRows(pa, n, pi, pb, pc, 0, n);
     ex.readSum(pa, n * n);
+    // The decoder's per-token kernels, on the same data (outputs into pc or the scratch).
+    ex.gemmSmallM(pa, pb, pc, 4, n, n, 0, n, 8);
+    ex.attention(pa, pb, pb, pc, ps, 4, 2, 8, 16, 8 * 16, 0.25);
+    ex.norm(pa, pb, pb, 1, pc, n, 1e-5, it & 1);
+    ex.rope(pc, 2, 16, pa, pa + 64);
+    ex.mulRows(pa, pb, pc, 4, n);
+    ex.addRows(pc, pb, 4, n);
+    ex.im2col(pa, pb, pc, 4, 4, 3, 3, 16);
+    ex.blockArgmax(pa, ps, 3, 16);
+    ex.copyRows(pc, n, pa, n, 4, n);
+    ex.swiglu(pa, pc, n);
   }
   heap.free(p);
 }

@@ -392,6 +392,7 @@ export class DecodeEngine {
     for (const { p, bytes } of this.allocated) {
       const v = heap.f32(p, Math.floor(bytes / 4));
       for (let i = 0; i < v.length; i += step) sum += v[i];
+      if (v.length > 0) sum += v[v.length - 1]; // blocks start anywhere in a page: the last page may begin after the last step
     }
     this.touchSum = sum;
   }

@@ -166,8 +166,8 @@ const PAR_MIN_FLOPS = 1 << 19;
 // Attention shares its heads from this many multiply-adds (q·k and p·v: 2·H·T·hd);
 // it also computes H·T exponentials.
 const ATT_PAR_MIN = 1 << 16;
-/** Numbers per product in CpuKernels.gemmBatch's list. */
-export const GEMM_FIELDS = 12;
+/** Numbers per product in CpuKernels.gemmBatch's list: the control block's layout (exec.ts), heap addresses for its native ones. */
+export const GEMM_FIELDS = B_FIELDS;
 // gemmSmallM on one thread: rows of B per block (see the kernel).
 const SMALLM_ROWS = 8;
 // OpenBLAS GEMMs are shared between threads from this many flops (about 40 µs of one
@@ -521,7 +521,7 @@ class Kernels implements CpuKernels {
     if (this.disposed) throw new Error('cpu kernels: used after dispose()');
     const f = this.f64;
     for (let i = 0; i < n; i++) {
-      const g = GEMM_FIELDS * i, o = RANGES + B_FIELDS * i;
+      const g = GEMM_FIELDS * i, o = RANGES + g;
       checkInt('M', list[g + 2]); checkInt('N', list[g + 3]); checkInt('K', list[g + 4]);
       checkInt('lda', list[g + 6]); checkInt('ldb', list[g + 8]); checkInt('ldc', list[g + 10]);
       f[o] = list[g]; f[o + 1] = list[g + 1]; f[o + 2] = list[g + 2]; f[o + 3] = list[g + 3]; f[o + 4] = list[g + 4];

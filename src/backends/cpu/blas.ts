@@ -96,7 +96,7 @@ const MIN_PART = 64;
  * cache) when M·N is small, else along N when M·K is. The decoder's factored layers
  * and convolutions are such products; measured (`node dev/gemv/small-gemm.mjs`, 1
  * thread): [16, 1024]·[1024, 64] 53 -> 20 µs in two K parts; the 17B-class
- * multiplicative layer [64, 9216]·[9216, 144] 2.43 -> 1.98 ms in 96 parts. Large
+ * multiplicative layer [64, 9216]·[9216, 144] 2.43 -> 1.98 ms in 86 parts of 108. Large
  * products (training) go through unchanged.
  */
 export function sgemmInParts(blas: Blas, transA: boolean, transB: boolean, M: number, N: number, K: number,

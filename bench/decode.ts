@@ -179,8 +179,8 @@ function rowOf(m: Loaded, k: CpuKernels, ceil: number, ratios: { token: number[]
 }
 
 /** "7.04x (6.1-7.9)": the median ratio and the range over rounds. */
-function speedup(median: number, range: [number, number] | null): string {
-  return range ? `${median.toFixed(2)}x (${range[0].toFixed(1)}-${range[1].toFixed(1)})` : `${median.toFixed(2)}x`;
+function speedup(mid: number, range: [number, number] | null): string {
+  return range ? `${mid.toFixed(2)}x (${range[0].toFixed(1)}-${range[1].toFixed(1)})` : `${mid.toFixed(2)}x`;
 }
 
 /** Reset, prefill a prompt of L tokens (timed), then decode `tokens` greedily: the median ms/token at that context. */

@@ -21,7 +21,7 @@ const config = makeConfig({
 const e = new DecodeEngine(config, lazyRandomParams(config, 7), { threads, maxContext: 100 });
 const k = e.kernels;
 const acc = {};
-for (const name of ['gemm', 'gemmBatch', 'gemv', 'gemvT', 'gemvRows', 'axpyRows', 'gemmSmallM', 'attention', 'mulRows', 'addRows', 'im2col', 'blockArgmax', 'norm', 'rope', 'copyRows', 'prefetch']) {
+for (const name of ['gemm', 'gemmBatch', 'gemv', 'gemvT', 'gemvRows', 'axpyRows', 'gemmSmallM', 'attention', 'mulRows', 'addRows', 'im2col', 'blockArgmax', 'gemvPanels', 'screenQuantize', 'pairDotI16', 'screenArgmax', 'norm', 'rope', 'copyRows', 'prefetch']) {
   const f = k[name].bind(k);
   k[name] = (...a) => { const t0 = performance.now(); const r = f(...a); acc[name] = (acc[name] ?? 0) + performance.now() - t0; return r; };
 }

@@ -17,6 +17,18 @@ import { TRANSPOSES, block, checkClose, checkGemmCases, gamma, randArray, refGem
 import { createKernels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 import { newSharedMemory } from '../src/backends/cpu/heap.js';
 import { nativeAddress } from '../src/backends/cpu/native.js';
+import { MAX_JOBS, OP_BITS, Op } from '../src/backends/cpu/exec.js';
+
+test('control block: every op fits the op bits of SEQ, and the largest job counter keeps SEQ a positive int32', () => {
+  // A 16th op once wrapped to op 0 in the workers' decoding (s & 15): an "unknown op" only
+  // when a job ran on two threads.
+  const ops = Object.values(Op);
+  assert.equal(new Set(ops).size, ops.length, 'op values are distinct');
+  for (const op of ops) assert.ok(op > 0 && op < 2 ** OP_BITS, `op ${op} fits ${OP_BITS} bits`);
+  const seq = (MAX_JOBS * 2 ** OP_BITS) + (2 ** OP_BITS - 1);
+  assert.ok(seq <= 2 ** 31 - 1, 'SEQ stays a positive int32');
+  assert.equal((MAX_JOBS << OP_BITS) | 1, MAX_JOBS * 2 ** OP_BITS + 1, 'the shift does not overflow');
+});
 
 // [M, N, K]: 1s, tile edges (6x8), MC=96 and KC=256 block edges, N > NC=2048, and
 // sizes large enough (2MNK >= 2^19) to run split across threads along M or N. On the

@@ -47,13 +47,14 @@
  * break ties to the lower index.
  */
 
-import { createKernels, memoryOf, offsetOf, type CpuKernels } from '../backends/cpu/kernels.js';
+import { createKernels, memoryOf, offsetOf, toPanels, type CpuKernels } from '../backends/cpu/kernels.js';
 import { erf } from '../backends/ref/index.js';
 import { derived, type ModelConfig } from '../models/config.js';
 import { parameterSpecs } from '../models/params.js';
 import { checkParameters } from '../models/transformer.js';
 import { SparselmError } from '../tensor/errors.js';
 import { Tensor } from '../tensor/tensor.js';
+import { buildScreen } from './screen.js';
 
 export type ParamSource = Readonly<Record<string, Tensor | Float32Array>>;
 
@@ -74,6 +75,8 @@ export interface EngineOptions {
 interface Buf { p: number; v: Float32Array }
 
 interface Factored { Dt: Buf; E: Buf; beta: Buf; S: number; M: number }
+/** A controller screen in the heap (screen.ts): panels uint32, colScale [cols], c2t [d_ff, r], margin float64 [3·nb]. */
+interface ScreenBufs { panels: Buf; colScale: Buf; c2t: Buf; margin: Buf; groups: number; cols: number; qmax: number }
 interface Conv { kernel: Buf; bias: Buf; Fw: number }
 
 interface LayerW {
@@ -87,8 +90,11 @@ interface LayerW {
   qkvState: Buf | null; outState: Buf | null; // [F_l-1, d], oldest row first
   // FF: w1ᵀ [d_ff, d] (swiglu: [w_gate; w_up]ᵀ [2·d_ff, d]), w2 [d_ff, d] (swiglu: w_down)
   w1: Buf; b1: Buf | null; w2: Buf; b2: Buf | null;
-  // Sparse FF controller: c1ᵀ [r, d], c2 [r, d_ff] (as in the checkpoint: an axpyRows of r long rows), c_bias [d_ff]
-  c1: Buf | null; c2: Buf | null; cBias: Buf | null;
+  // Sparse FF controller: c1ᵀ [r, d] (in gemvPanels' layout, rows padded to 8, when d is
+  // a multiple of 4: one contiguous stream), c_bias [d_ff], and C2 either as its screen (the
+  // default: screen.ts) or, with multiply_by_controller (which needs every logit) or
+  // weights the screen cannot scale, c2 [r, d_ff] as in the checkpoint (r long rows).
+  c1: Buf | null; c1Panels: boolean; c2: Buf | null; cBias: Buf | null; screen: ScreenBufs | null;
   k: Buf; v: Buf; // KV cache [Hkv, maxContext, hd]
   topk: number;
   // (address, bytes) pairs for kernels.prefetch (two or more threads): the Sparse FF
@@ -107,6 +113,8 @@ export interface StepStats {
   /** Milliseconds in the blocks (all layers), and in the whole step. */
   blocksMs: number;
   totalMs: number;
+  /** Sparse FF neurons whose controller logit the screen recomputed exactly (all layers; screen.ts). */
+  recomputed: number;
 }
 
 /** Unit a is weaker than unit b: a smaller value, or an equal value and a higher index (ties go to the lower index). */
@@ -141,7 +149,7 @@ export class DecodeEngine {
   readonly kernels: CpuKernels;
   /** Bytes of weights held in the heap. */
   readonly weightBytesTotal: number;
-  readonly last: StepStats = { weightBytes: 0, blockWeightBytes: 0, blocksMs: 0, totalMs: 0 };
+  readonly last: StepStats = { weightBytes: 0, blockWeightBytes: 0, blocksMs: 0, totalMs: 0, recomputed: 0 };
   private pos = 0;
   private readonly ownsKernels: boolean;
   private readonly skipZeros: boolean;
@@ -176,6 +184,9 @@ export class DecodeEngine {
   private readonly qkv: Buf; private readonly att: Buf; private readonly scores: Buf;
   private readonly hbuf: Buf; private readonly coef: Buf; private readonly idx: { p: number; v: Int32Array };
   private readonly low: Buf; private readonly ctrl: Buf;
+  private readonly uq: Buf; private readonly uInfo: Buf; private readonly acc: Buf;
+  /** Neurons the controller screen recomputed exactly in the last step (all layers). */
+  private recomputed = 0;
   private readonly xs: Buf; private readonly m: Buf; private readonly colQK: Buf; private readonly colV: Buf;
   private readonly logits: Buf;
   // prefill: P rows at a time
@@ -305,15 +316,39 @@ export class DecodeEngine {
             ? MV(dff, { data: swiglu ? get(`${b}.ffn.w_down`) : get(`${b}.ffn.w2`), cols: d })
             : W(swiglu ? get(`${b}.ffn.w_down`) : get(`${b}.ffn.w2`)),
           b2: Wopt(opt(`${b}.ffn.b2`)),
-          c1: c.ffn === 'sparse' ? WT(d, { data: get(`${b}.ffn.c1`), cols: c.sparse_lowrank }) : null,
-          c2: c.ffn === 'sparse' ? W(get(`${b}.ffn.c2`)) : null,
-          cBias: c.ffn === 'sparse' ? W(get(`${b}.ffn.c_bias`)) : null,
+          c1: null, c1Panels: false,
+          c2: null, cBias: null, screen: null,
           k: this.alloc(Hkv * maxContext * hd), v: this.alloc(Hkv * maxContext * hd),
           topk: c.ffn === 'topk' ? der.topk_per_layer[l] : 0,
           ffPrefetch: [], attnPrefetch: [], convBatch: [],
         };
+        if (c.ffn === 'sparse') {
+          const r = c.sparse_lowrank, c1 = get(`${b}.ffn.c1`);
+          lw.c1Panels = d % 4 === 0;
+          if (lw.c1Panels) {
+            const c1t = new Float32Array(r * d);
+            for (let i = 0; i < r; i++) for (let j = 0; j < d; j++) c1t[i * d + j] = c1[j * r + i];
+            lw.c1 = W(toPanels(c1t, r, d));
+          } else {
+            lw.c1 = WT(d, { data: c1, cols: r });
+          }
+          const c2 = get(`${b}.ffn.c2`), cBias = get(`${b}.ffn.c_bias`);
+          lw.cBias = W(cBias);
+          const screen = c.sparse_multiply_by_controller ? null : buildScreen(c2, cBias, c.sparse_lowrank, dff, c.sparse_block);
+          if (screen) {
+            const panels = this.alloc(screen.panels.length);
+            this.kernels.heap.i32(panels.p, screen.panels.length).set(new Int32Array(screen.panels.buffer, screen.panels.byteOffset, screen.panels.length));
+            const margin = this.alloc(2 * screen.margin.length);
+            new Float64Array(margin.v.buffer, margin.v.byteOffset, screen.margin.length).set(screen.margin);
+            lw.screen = { panels, colScale: W(screen.colScale), c2t: W(screen.c2t), margin, groups: screen.groups, cols: screen.cols, qmax: screen.qmax };
+            this.weightBytes += (panels.v.length + margin.v.length) * 4;
+          } else {
+            lw.c2 = W(c2);
+          }
+        }
         const span = (...bufs: (Buf | null)[]): number[] => bufs.flatMap((x) => (x === null ? [] : [x.p, x.v.length * 4]));
-        lw.ffPrefetch = span(lw.c1, lw.c2, lw.cBias);
+        // What every token reads of the controller (a screen's c2t only for the few neurons it recomputes).
+        lw.ffPrefetch = span(lw.c1, lw.c2, lw.cBias, lw.screen?.panels ?? null, lw.screen?.colScale ?? null, lw.screen?.margin ?? null);
         if (lw.mult) {
           lw.attnPrefetch = span(lw.mult.Dt, lw.mult.E, lw.mult.beta, lw.convQ?.kernel ?? null, lw.convK?.kernel ?? null, lw.convV?.kernel ?? null);
         }
@@ -339,8 +374,13 @@ export class DecodeEngine {
       this.coef = this.alloc(dff);
       const pi = this.kernels.heap.alloc(dff * 4, 64); this.allocated.push({ p: pi, bytes: dff * 4 });
       this.idx = { p: pi, v: this.kernels.heap.i32(pi, dff) };
-      this.low = this.alloc(Math.max(1, c.sparse_lowrank));
+      this.low = this.alloc(Math.ceil(c.sparse_lowrank / 8) * 8); // gemvPanels' rows are padded to 8
       this.ctrl = this.alloc(dff);
+      // The screen's per-token scratch: u's int16 pairs, its scale and norms (float64 [4]), the integer products.
+      const screenCols = Math.max(1, ...this.layers.map((lw) => lw.screen?.cols ?? 1));
+      this.uq = this.alloc(Math.max(1, 4 * Math.ceil(c.sparse_lowrank / 8)));
+      this.uInfo = this.alloc(8);
+      this.acc = this.alloc(screenCols);
       const maxS = Math.max(c.attn === 'sparse' ? S : 1, c.output === 'sparse' ? c.loss_modules : 1);
       this.xs = this.alloc(maxS * d);
       this.m = this.alloc(d);
@@ -497,6 +537,7 @@ export class DecodeEngine {
     this.checkRoom(1);
     const t0 = performance.now();
     this.weightBytes = 0;
+    this.recomputed = 0;
     const d = this.d;
     const x = this.x.v;
     this.kernels.copyRows(this.x.p, 0, this.tokEmb.p + token * d * 4, 0, 1, d);
@@ -532,6 +573,7 @@ export class DecodeEngine {
     this.last.blockWeightBytes = blockBytes;
     this.last.blocksMs = te - tb;
     this.last.totalMs = t1 - t0;
+    this.last.recomputed = this.recomputed;
     return this.logits.v;
   }
 
@@ -793,14 +835,27 @@ export class DecodeEngine {
    */
   private sparseFF(lw: LayerW): void {
     const c = this.config, d = this.d, dff = c.d_ff, r = c.sparse_lowrank, N = c.sparse_block, nb = dff / N;
-    this.kernels.gemv((lw.c1 as Buf).p, r, d, this.xb.p, this.low.p);
-    // l = c + Σ_j low[j]·C2[j, :] = c + C2ᵀ·low: r long rows (a gemv over C2ᵀ would be d_ff rows of only r floats each).
+    if (lw.c1Panels) this.kernels.gemvPanels((lw.c1 as Buf).p, Math.ceil(r / 8) * 8, d, this.xb.p, this.low.p);
+    else this.kernels.gemv((lw.c1 as Buf).p, r, d, this.xb.p, this.low.p);
     const l = this.ctrl.v, idx = this.idx.v, coef = this.coef.v;
-    l.set((lw.cBias as Buf).v);
-    this.kernels.gemvT((lw.c2 as Buf).p, r, dff, this.low.p, this.ctrl.p);
-    this.weightBytes += (r * d + dff * r + dff) * 4;
     const mult = c.sparse_multiply_by_controller;
-    this.kernels.blockArgmax(this.ctrl.p, this.idx.p, nb, N);
+    const sc = lw.screen;
+    if (sc) {
+      // The screen (screen.ts): integer products over C2's int16 copy, then the exact
+      // logits of only the neurons that quantization could have reordered.
+      const k = this.kernels;
+      k.screenQuantize(this.low.p, r, sc.qmax, this.uq.p, this.uInfo.p);
+      k.pairDotI16(sc.panels.p, sc.groups, sc.cols, this.uq.p, this.acc.p);
+      const n = k.screenArgmax(this.acc.p, sc.colScale.p, (lw.cBias as Buf).p, this.ctrl.p, this.idx.p, nb, N, sc.margin.p, this.uInfo.p, sc.c2t.p, r, this.low.p);
+      this.recomputed += n;
+      this.weightBytes += r * d * 4 + sc.panels.v.length * 4 + (2 * sc.cols + 6 * nb) * 4 + n * (r + 1) * 4;
+    } else {
+      // l = c + Σ_j low[j]·C2[j, :] = c + C2ᵀ·low: r long rows (a gemv over C2ᵀ would be d_ff rows of only r floats each).
+      l.set((lw.cBias as Buf).v);
+      this.kernels.gemvT((lw.c2 as Buf).p, r, dff, this.low.p, this.ctrl.p);
+      this.weightBytes += (r * d + dff * r + dff) * 4;
+      this.kernels.blockArgmax(this.ctrl.p, this.idx.p, nb, N);
+    }
     if (mult) {
       for (let b = 0; b < nb; b++) {
         const o = b * N, mx = l[idx[b]];

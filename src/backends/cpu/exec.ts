@@ -2,7 +2,7 @@
 // layout in shared memory, `runShare` (one thread's static share of a job) and
 // `runChunks` (claim and run chunks of a job until none are left).
 //
-// Protocol (main thread = thread 0, workers 1..T-1). SEQ holds (job counter << 4) | op
+// Protocol (main thread = thread 0, workers 1..T-1). SEQ holds (job counter << OP_BITS) | op
 // and is the only word a worker waits on; the op travels inside it, so a worker never
 // pairs one job's SEQ with another job's op.
 // - Static jobs (gemm, exit): the main thread writes the arguments and every thread's
@@ -56,6 +56,11 @@ export interface KernelExports {
   mulRows(pX: number, pD: number, pOut: number, rows: number, n: number): void;
   addRows(pY: number, pB: number, rows: number, n: number): void;
   blockArgmax(pL: number, pIdx: number, nb: number, N: number): void;
+  gemvPanels(pW: number, cols: number, pX: number, pY: number, g0: number, g1: number): void;
+  screenQuantize(pU: number, r: number, qmax: number, pUq: number, pInfo: number): void;
+  pairDotI16(pP: number, groups: number, cols: number, pUq: number, pAcc: number, c0: number, c1: number): void;
+  screenArgmax(pAcc: number, pColScale: number, pBias: number, pS: number, pIdx: number, nb: number, N: number,
+    pMargin: number, pInfo: number, pC2t: number, r: number, pU: number): number;
   im2col(pState: number, pCur: number, pCol: number, S: number, M: number, Fl: number, Fw: number, d: number): void;
   attention(pQ: number, pK: number, pV: number, pOut: number, pS: number, H: number, group: number, T: number, hd: number,
     kvStride: number, scale: number): void;
@@ -83,15 +88,20 @@ export const RESULTS = 2560 / 8; // 1 per thread
 export const PF_COUNT = 3328 / 8; // prefetch: number of ranges, then 3 per range (memory, offset, bytes)
 export const PF_MAX_RANGES = 30;
 
-export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7, AddMemory: 8, BlasGemv: 9, BlasGemm: 10, Attention: 11, MulRows: 12, Prefetch: 13, BlasGemmBatch: 14 } as const;
+export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7, AddMemory: 8, BlasGemv: 9, BlasGemm: 10, Attention: 11, MulRows: 12, Prefetch: 13, BlasGemmBatch: 14, PairDot: 15, GemvPanels: 16 } as const;
 export const TAG_BITS = 11;
+/** Bits of SEQ that hold the op (every Op value must fit: see the test in cpu-kernels.test.ts). */
+export const OP_BITS = 5;
+/** The job counter wraps below this, so (counter << OP_BITS) | op stays a positive int32. */
+export const MAX_JOBS = 2 ** (31 - OP_BITS) - 1;
 export const CHUNK_BITS = 20;
 const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
 
 /** Ops that are cut into chunks claimed from NEXT (the others use static ranges). */
 export function isChunked(op: number): boolean {
   return op === Op.Gemv || op === Op.GemvRows || op === Op.AxpyRows || op === Op.Read || op === Op.GemmSmallM ||
-    op === Op.BlasGemv || op === Op.BlasGemm || op === Op.Attention || op === Op.MulRows || op === Op.BlasGemmBatch;
+    op === Op.BlasGemv || op === Op.BlasGemm || op === Op.Attention || op === Op.MulRows || op === Op.BlasGemmBatch ||
+    op === Op.PairDot || op === Op.GemvPanels;
 }
 
 /** Every job: the memory (index) its pointers are offsets in. */
@@ -284,6 +294,12 @@ function runChunk(ex: KernelExports, op: number, f64: Float64Array, t: number, c
       break;
     case Op.BlasGemmBatch: // items are products
       for (let i = lo; i < hi; i++) blasGemmBatchChunk(blas(), f64, i);
+      break;
+    case Op.GemvPanels: // items are panels of 8 rows
+      ex.gemvPanels(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], lo, hi);
+      break;
+    case Op.PairDot: // items are columns (chunks of multiples of 4)
+      ex.pairDotI16(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], lo, hi);
       break;
     case Op.MulRows: { // items are rows of D and out
       const n = f64[a + 3];

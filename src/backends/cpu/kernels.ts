@@ -23,7 +23,7 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { loadBlas, sgemmInParts, type Blas } from './blas.js';
 import { adviseHugePages, nativeAddress } from './native.js';
 import {
-  A_CHUNK, A_MEM, A_N, A_PART, A_PSTRIDE, ARGS, B_FIELDS, B_MAX, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, PF_BUSY, PF_COUNT, PF_MAX_RANGES, G_A, G_COLS, G_LDA, G_M, G_N, G_TRANS, G_X,
+  A_CHUNK, A_MEM, MAX_JOBS, OP_BITS, A_N, A_PART, A_PSTRIDE, ARGS, B_FIELDS, B_MAX, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, PF_BUSY, PF_COUNT, PF_MAX_RANGES, G_A, G_COLS, G_LDA, G_M, G_N, G_TRANS, G_X,
   G_Y, M_A, M_B, M_BETA, M_C, M_COLS, M_K, M_LDA, M_LDB, M_LDC, M_M, M_N, M_TRANSA, M_TRANSB, T_GROUP, T_HD, T_K, T_KVSTRIDE, T_OUT, T_Q, T_S, T_SCALE, T_T, T_V, MAX_THREADS, NCHUNKS, NEXT, Op,
   RANGES, RESULTS, SEQ, TAG_BITS, runChunks, runShare, type KernelExports,
 } from './exec.js';
@@ -87,6 +87,12 @@ export interface CpuKernels {
   gemv(pW: number, rows: number, cols: number, pX: number, pY: number): void;
   /** y[cols] (+)= W[rows, cols]ᵀ · x[rows] (every row; axpyRows without an index list); accumulate (default true) adds to y, false overwrites it. */
   gemvT(pW: number, rows: number, cols: number, pX: number, pY: number, accumulate?: boolean): void;
+  /**
+   * y[rows] = W[rows, cols] · x[cols] with W stored in panels of 8 rows, in the order the
+   * kernel reads them: float32 [rows/8][cols/4][8 rows][4 columns] (see `toPanels`); rows a
+   * multiple of 8, cols of 4. The threads share the panels.
+   */
+  gemvPanels(pW: number, rows: number, cols: number, pX: number, pY: number): void;
   /** y[i] = W[idx[i], :] · x[cols] for i < nIdx; idx int32 [nIdx], y [nIdx]. */
   gemvRows(pW: number, cols: number, pIdx: number, nIdx: number, pX: number, pY: number): void;
   /** y[cols] += Σ_{i<nIdx} coef[i] · W[idx[i], :]; idx int32 [nIdx], coef float32 [nIdx]. */
@@ -121,6 +127,25 @@ export interface CpuKernels {
   im2col(pState: number, pCur: number, pCol: number, S: number, M: number, Fl: number, Fw: number, d: number): void;
   /** idx[b] (int32) = argmax of l[b·N .. (b+1)·N) for b < nb, ties to the lower index. On the calling thread. */
   blockArgmax(pL: number, pIdx: number, nb: number, N: number): void;
+  /**
+   * The Sparse FF controller's screen, step 1 (assembly/kernels.ts, "screened argmax"):
+   * quantize u (float32 [r]) to int16 pairs, |uq| ≤ qmax, into pUq (uint32 [ceil(r/2)])
+   * and write its scale and norms into pInfo (float64 [4]). On the calling thread.
+   */
+  screenQuantize(pU: number, r: number, qmax: number, pUq: number, pInfo: number): void;
+  /**
+   * Step 2: acc[j] (int32 [cols]) = Σ_p dot(P[p, j], uq pair p), P in panels: uint32
+   * [groups][cols/4][4 pairs][4 columns], cols a multiple of 4. The threads share the columns.
+   */
+  pairDotI16(pP: number, groups: number, cols: number, pUq: number, pAcc: number): void;
+  /**
+   * Step 3: idx[b] = argmax over block b of bias[j] + u·C2ᵀ[j, :] (ties to the lower index)
+   * from the screened logits (written to pS, float32 [nb·N]), recomputing exactly, from
+   * C2ᵀ (float32 [nb·N, r]), only the neurons the screen cannot rule out. margin: float64
+   * [3·nb]. Returns the number of neurons recomputed. On the calling thread.
+   */
+  screenArgmax(pAcc: number, pColScale: number, pBias: number, pS: number, pIdx: number, nb: number, N: number,
+    pMargin: number, pInfo: number, pC2t: number, r: number, pU: number): number;
   /**
    * out[n] = layernorm(x)·w + b (pB = null: no bias) or, when rms, x/rms(x)·w; eps inside
    * the square root. Mean and variance in float64, each output rounded once. On the
@@ -174,6 +199,20 @@ const SMALLM_ROWS = 8;
 // core's work): below it, two threads were slower than one here (the decoder's 800m
 // Sparse QKV products, [16, 1024]·[1024, 64]: 21 µs on one thread, 42 on two).
 const BLAS_GEMM_PAR_MIN_FLOPS = 1 << 22;
+
+/**
+ * W [rows, cols] (row-major) in gemvPanels' layout: [rows/8][cols/4][8 rows][4 columns],
+ * rows rounded up to a multiple of 8 with zero rows; cols must be a multiple of 4.
+ */
+export function toPanels(w: Float32Array, rows: number, cols: number): Float32Array {
+  if (cols % 4 !== 0 || w.length !== rows * cols) throw new RangeError(`cpu kernels: toPanels needs [rows, cols] with cols a multiple of 4, got ${w.length} values for ${rows} x ${cols}`);
+  const out = new Float32Array(Math.ceil(rows / 8) * 8 * cols);
+  for (let r = 0; r < rows; r++) {
+    const g = r >> 3, k = r & 7;
+    for (let c = 0; c < cols; c++) out[g * 8 * cols + (c >> 2) * 32 + k * 4 + (c & 3)] = w[r * cols + c];
+  }
+  return out;
+}
 
 /**
  * Chunks of n items (multiples of `align`, about `per` per thread) for T threads, and how
@@ -353,13 +392,13 @@ class Kernels implements CpuKernels {
 
   // Post a job: SEQ carries the op (see exec.ts).
   private post(op: number): void {
-    Atomics.store(this.i32, SEQ, (this.jobs << 4) | op);
+    Atomics.store(this.i32, SEQ, (this.jobs << OP_BITS) | op);
     Atomics.notify(this.i32, SEQ);
   }
 
   // Start a new job number; returns its tag (exec.ts).
   private nextJob(): number {
-    this.jobs = this.jobs >= (1 << 26) ? 1 : this.jobs + 1;
+    this.jobs = this.jobs >= MAX_JOBS ? 1 : this.jobs + 1;
     return this.jobs & ((1 << TAG_BITS) - 1);
   }
 
@@ -561,6 +600,16 @@ class Kernels implements CpuKernels {
     this.axpyRows(pW, cols, this.iota, pX, rows, pY);
   }
 
+  gemvPanels(pW: number, rows: number, cols: number, pX: number, pY: number): void {
+    checkInt('rows', rows); checkInt('cols', cols);
+    if (rows % 8 !== 0 || cols % 4 !== 0) throw new RangeError(`cpu kernels: gemvPanels needs rows a multiple of 8 and cols of 4, got ${rows} x ${cols}`);
+    const a = this.f64, panels = rows / 8;
+    this.begin(memoryOf(pW), (cols + rows) * 4);
+    a[ARGS] = offsetOf(pW); a[ARGS + 1] = cols; a[ARGS + 2] = this.place(pX, cols * 4, true, false); a[ARGS + 3] = this.place(pY, rows * 4, false, true);
+    this.runChunked(Op.GemvPanels, panels, Math.max(1, Math.ceil(panels / (2 * this.threads))), rows * cols >= PAR_MIN_FLOATS);
+    this.end();
+  }
+
   gemvRows(pW: number, cols: number, pIdx: number, nIdx: number, pX: number, pY: number): void {
     checkInt('cols', cols); checkInt('nIdx', nIdx);
     const a = this.f64;
@@ -681,6 +730,45 @@ class Kernels implements CpuKernels {
     this.begin(m, nb * 4);
     this.exs[m].blockArgmax(offsetOf(pL), this.place(pIdx, nb * 4, false, true), nb, N);
     this.end();
+  }
+
+  screenQuantize(pU: number, r: number, qmax: number, pUq: number, pInfo: number): void {
+    checkInt('r', r); checkInt('qmax', qmax);
+    if (qmax < 1 || qmax > 32767 || r * qmax * qmax >= 2 ** 31) throw new RangeError(`cpu kernels: screenQuantize needs 1 <= qmax <= 32767 and r·qmax² < 2^31, got r ${r}, qmax ${qmax}`);
+    const m = memoryOf(pUq);
+    this.begin(m, (r + 8) * 4);
+    const u = this.place(pU, r * 4, true, false), info = this.place(pInfo, 32, false, true);
+    this.exs[m].screenQuantize(u, r, qmax, offsetOf(pUq), info);
+    this.end();
+  }
+
+  pairDotI16(pP: number, groups: number, cols: number, pUq: number, pAcc: number): void {
+    checkInt('groups', groups); checkInt('cols', cols);
+    if (cols % 4 !== 0) throw new RangeError(`cpu kernels: pairDotI16 needs a multiple of 4 columns, got ${cols}`);
+    if (cols === 0) return;
+    const a = this.f64;
+    this.begin(memoryOf(pP), (4 * groups + cols) * 4);
+    a[ARGS] = offsetOf(pP); a[ARGS + 1] = groups; a[ARGS + 2] = cols;
+    a[ARGS + 3] = this.place(pUq, 16 * groups, true, false); a[ARGS + 4] = this.place(pAcc, cols * 4, false, true);
+    // Columns in multiples of 4, about 4 chunks per thread.
+    const { chunk } = evenChunks(cols, 4, this.threads, 4);
+    this.runChunked(Op.PairDot, cols, chunk, groups * cols * 4 >= PAR_MIN_FLOATS);
+    this.end();
+  }
+
+  screenArgmax(pAcc: number, pColScale: number, pBias: number, pS: number, pIdx: number, nb: number, N: number,
+    pMargin: number, pInfo: number, pC2t: number, r: number, pU: number): number {
+    checkInt('nb', nb); checkInt('N', N); checkInt('r', r);
+    if (N < 1) throw new RangeError(`cpu kernels: screenArgmax needs N >= 1, got ${N}`);
+    const n = nb * N, m = memoryOf(pC2t);
+    this.begin(m, (4 * n + 7 * nb + 8 + r) * 4);
+    const acc = this.place(pAcc, n * 4, true, false), scale = this.place(pColScale, n * 4, true, false);
+    const bias = this.place(pBias, n * 4, true, false), sc = this.place(pS, n * 4, false, true);
+    const idx = this.place(pIdx, nb * 4, false, true), margin = this.place(pMargin, nb * 24, true, false);
+    const info = this.place(pInfo, 32, true, false), u = this.place(pU, r * 4, true, false);
+    const count = this.exs[m].screenArgmax(acc, scale, bias, sc, idx, nb, N, margin, info, offsetOf(pC2t), r, u);
+    this.end();
+    return count;
   }
 
   norm(pX: number, pW: number, pB: number | null, pOut: number, n: number, eps: number, rms: boolean): void {
@@ -878,6 +966,10 @@ function warmUp(module: WasmModule, ex: KernelExports, heap: SharedHeap): void {
     ex.addRows(pc, pb, 4, n);
     ex.im2col(pa, pb, pc, 4, 4, 3, 3, 16);
     ex.blockArgmax(pa, ps, 3, 16);
+    ex.gemvPanels(pa, 16, pb, pc, 0, 2);
+    ex.screenQuantize(pa, 16, 1000, pc, ps);
+    ex.pairDotI16(pa, 2, 16, pc, ps + 64, 0, 16);
+    ex.screenArgmax(ps + 64, pb, pb, pc + 256, pc + 512, 4, 4, pa, ps, pa, 16, pb);
     ex.copyRows(pc, n, pa, n, 4, n);
     ex.swiglu(pa, pc, n);
   }

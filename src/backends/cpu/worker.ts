@@ -4,7 +4,7 @@
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { wasm, type WasmMemory, type WasmModule } from './wasm-api.js';
 import { loadBlas, type Blas } from './blas.js';
-import { DONE, ERR, Op, PF_BUSY, PF_PIECE, PrefetchCursor, SEQ, TAG_BITS, isChunked, runChunks, runShare, type KernelExports } from './exec.js';
+import { DONE, ERR, OP_BITS, Op, PF_BUSY, PF_PIECE, PrefetchCursor, SEQ, TAG_BITS, isChunked, runChunks, runShare, type KernelExports } from './exec.js';
 
 interface WorkerInit {
   module: WasmModule;
@@ -68,11 +68,11 @@ for (;;) {
     s = Atomics.load(i32, SEQ);
   }
   seen = s;
-  const op = s & 15;
+  const op = s & ((1 << OP_BITS) - 1);
   if (op === Op.Exit) break;
   if (op === Op.Prefetch) continue; // claimed at the top of the loop
   if (isChunked(op)) {
-    runChunks(exs, op, (s >>> 4) & tagMask, i32, f64, init.index, blas);
+    runChunks(exs, op, (s >>> OP_BITS) & tagMask, i32, f64, init.index, blas);
     continue;
   }
   try {

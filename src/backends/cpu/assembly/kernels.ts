@@ -135,6 +135,32 @@ export function gemv(pW: usize, cols: i32, pX: usize, pY: usize, r0: i32, r1: i3
   for (; r < r1; r++) store<f32>(pY + (<usize>r << 2), dot1(pW + <usize>r * rb, pX, cols));
 }
 
+// y[r] = W[r, :] · x for the rows of panels [g0, g1), W stored in panels of 8 rows in the
+// order this loop reads them: float32 [rows/8][cols/4][8 rows][4 columns] (rows a
+// multiple of 8, cols of 4). A short matrix read once per token (the Sparse FF
+// controller's C1ᵀ, 96 rows of 4 KB) is then one contiguous stream instead of eight
+// short ones per pass, which the hardware prefetcher picks up late.
+export function gemvPanels(pW: usize, cols: i32, pX: usize, pY: usize, g0: i32, g1: i32): void {
+  const pb: usize = <usize>cols << 5; // bytes per panel: 8 rows of cols floats
+  const oe: usize = <usize>cols << 2;
+  for (let g = g0; g < g1; g++) {
+    let w = pW + <usize>g * pb;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+    for (let o: usize = 0; o < oe; o += 16) {
+      const x = v128.load(pX + o);
+      a0 = madd(v128.load(w), x, a0); a1 = madd(v128.load(w, 16), x, a1);
+      a2 = madd(v128.load(w, 32), x, a2); a3 = madd(v128.load(w, 48), x, a3);
+      a4 = madd(v128.load(w, 64), x, a4); a5 = madd(v128.load(w, 80), x, a5);
+      a6 = madd(v128.load(w, 96), x, a6); a7 = madd(v128.load(w, 112), x, a7);
+      w += 128;
+    }
+    const y = pY + (<usize>g << 5);
+    store<f32>(y, hsum(a0)); store<f32>(y, hsum(a1), 4); store<f32>(y, hsum(a2), 8); store<f32>(y, hsum(a3), 12);
+    store<f32>(y, hsum(a4), 16); store<f32>(y, hsum(a5), 20); store<f32>(y, hsum(a6), 24); store<f32>(y, hsum(a7), 28);
+  }
+}
+
 // y[i] = W[idx[i], :] · x for i in [i0, i1).  idx: int32 [n] at pIdx; y: [n].
 // Eight selected rows in flight.
 export function gemvRows(pW: usize, cols: i32, pIdx: usize, pX: usize, pY: usize, i0: i32, i1: i32): void {
@@ -674,6 +700,183 @@ export function blockArgmax(pL: usize, pIdx: usize, nb: i32, N: i32): void {
     }
     store<i32>(pIdx + (<usize>b << 2), best);
   }
+}
+
+// ---------------------------------------------------------------------------------
+// The Sparse FF controller's screened argmax (docs/decode.md, "The controller's screen").
+// The controller logits l = c + u·C2 (u = C1ᵀ·x: r floats; C2 [r, d_ff]) only serve an
+// argmax per block of N, so C2 is streamed as 16-bit integers (half the bytes), the
+// products are integer dot products, and only the neurons that the quantization could
+// have reordered are recomputed exactly from C2ᵀ's float32 rows.
+// Quantized C2: word P[p, j] (uint32 [ceil(r/2), d_ff]) holds cq[2p, j] in its low and
+// cq[2p+1, j] in its high 16 bits, C2[i, j] ≈ colScale[j]·cq[i, j] with |cq| ≤ qmax, and
+// qmax²·r < 2^31 so that no integer sum can overflow. u is quantized the same way per
+// token (uScale·uq), its pairs packed into one uint32 each, so i32x4.dot_i16x8_s of a
+// word vector with a splatted pair gives four columns' worth of two rows.
+
+// Quantize u (float32 [r]) for pairDotI16: uq pairs into pUq (uint32 [ceil(r/2)], row 2p
+// low), and into pInfo (float64 [4]): uScale, ‖u‖₂, ‖u - uScale·uq‖₂, uScale·‖uq‖₂, the
+// norms rounded up. A non-finite u gives uq = 0 and a non-finite ‖u‖ (screenArgmax then
+// recomputes every neuron).
+export function screenQuantize(pU: usize, r: i32, qmax: i32, pUq: usize, pInfo: usize): void {
+  let m: f64 = 0, uu: f64 = 0;
+  for (let i = 0; i < r; i++) { const v = <f64>load<f32>(pU + (<usize>i << 2)); m = max(m, abs(v)); uu += v * v; }
+  const finite = isFinite(uu);
+  // uScale rounded up to a float32, so |u_i| / uScale ≤ qmax.
+  let sc = <f32>(m / <f64>qmax);
+  if (<f64>sc < m / <f64>qmax) sc = reinterpret<f32>(reinterpret<u32>(sc) + 1);
+  let dd: f64 = 0, qq: f64 = 0;
+  for (let p = 0; p < (r + 1) >> 1; p++) {
+    let word: u32 = 0;
+    for (let h = 0; h < 2; h++) {
+      const i = 2 * p + h;
+      let q: f64 = 0;
+      if (i < r && finite && sc > 0) {
+        const v = <f64>load<f32>(pU + (<usize>i << 2));
+        q = min(<f64>qmax, max(-<f64>qmax, nearest(v / <f64>sc)));
+        const dv = v - <f64>sc * q;
+        dd += dv * dv; qq += q * q;
+      }
+      word |= (<u32>(<i32>q) & 0xffff) << (<u32>h << 4);
+    }
+    store<u32>(pUq + (<usize>p << 2), word);
+  }
+  // ×(1 + 2^-20): the float64 sums' rounding, with room to spare.
+  const up: f64 = 1 + 0.00000095367431640625;
+  store<f64>(pInfo, <f64>sc);
+  store<f64>(pInfo, finite ? Math.sqrt(uu) * up : Infinity, 8);
+  store<f64>(pInfo, Math.sqrt(dd) * up, 16);
+  store<f64>(pInfo, <f64>sc * Math.sqrt(qq) * up, 24);
+}
+
+// acc[j] = Σ_p dot(P[p, j], uq pair p) (int32) for j in [c0, c1): the integer part of the
+// screened logits. P is stored in panels, in the order this loop reads it, so that the
+// whole matrix is one contiguous stream (four separate row streams read 25% slower
+// cold, dev/gemv/11_screen_lab.mjs): uint32 [groups][cols/4][4 pairs][4 columns], pairs
+// padded with zeros to 4·groups, cols a multiple of 4, and so are c0 and c1.
+// uq: uint32 [4·groups]; acc: int32 [cols].
+export function pairDotI16(pP: usize, groups: i32, cols: i32, pUq: usize, pAcc: usize, c0: i32, c1: i32): void {
+  const s0: usize = <usize>c0 << 2, e: usize = <usize>c1 << 2;
+  const gb: usize = <usize>cols << 4; // bytes per group: 4 pairs of cols words
+  for (let o = s0; o < e; o += 16) v128.store(pAcc + o, i32x4.splat(0));
+  for (let g = 0; g < groups; g++) {
+    const u = pUq + (<usize>g << 4);
+    const k0 = v128.load32_splat(u), k1 = v128.load32_splat(u, 4), k2 = v128.load32_splat(u, 8), k3 = v128.load32_splat(u, 12);
+    let w = pP + <usize>g * gb + (s0 << 2);
+    for (let o = s0; o < e; o += 16) {
+      const a = i32x4.add(i32x4.dot_i16x8_s(v128.load(w), k0), i32x4.dot_i16x8_s(v128.load(w, 16), k1));
+      const b = i32x4.add(i32x4.dot_i16x8_s(v128.load(w, 32), k2), i32x4.dot_i16x8_s(v128.load(w, 48), k3));
+      v128.store(pAcc + o, i32x4.add(v128.load(pAcc + o), i32x4.add(a, b)));
+      w += 64;
+    }
+  }
+}
+
+// The scalar twin of one dot_i16x8_s lane: two int16 products of packed pairs, summed.
+@inline function dotPair(w: u32, k: u32): i32 {
+  return <i32>(<i16>w) * <i32>(<i16>k) + <i32>(<i16>(w >> 16)) * <i32>(<i16>(k >> 16));
+}
+
+// Σ_i u[i]·row[i] + bias in float64 (r floats at pRow and pU): a neuron's exact logit.
+@inline function exactLogit(pRow: usize, pU: usize, r: i32, bias: f32): f64 {
+  let a = f64x2.splat(0), b = f64x2.splat(0);
+  let i = 0;
+  for (; i + 4 <= r; i += 4) {
+    const o: usize = <usize>i << 2;
+    const w = v128.load(pRow + o), x = v128.load(pU + o);
+    a = f64x2.add(a, f64x2.mul(f64x2.promote_low_f32x4(w), f64x2.promote_low_f32x4(x)));
+    b = f64x2.add(b, f64x2.mul(f64x2.promote_low_f32x4(i32x4.shuffle(w, w, 2, 3, 0, 1)), f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 0, 1))));
+  }
+  const s = f64x2.add(a, b);
+  let t = f64x2.extract_lane(s, 0) + f64x2.extract_lane(s, 1);
+  for (; i < r; i++) t += <f64>load<f32>(pRow + (<usize>i << 2)) * <f64>load<f32>(pU + (<usize>i << 2));
+  return t + <f64>bias;
+}
+
+// idx[b] = the argmax over block b (neurons b·N .. b·N+N-1) of the controller logits
+// l[j] = bias[j] + Σ_i u[i]·C2ᵀ[j, i] (ties to the lower index), for b < nb.
+// Screened logits: s[j] = colScale[j]·acc[j]·uScale + bias[j] (acc from pairDotI16),
+// written to pS (float32 [nb·N]). Their error bound (docs/decode.md derives it): for
+// every j of block b, |s[j] - l[j]| ≤ e_b = (‖u‖·A_b + ‖du‖·B_b + 2^-21·(C_b +
+// uScale‖uq‖·B_b))·(1 + 2^-10) + 10^-30 (underflow), with margin (float64 [3·nb], built
+// at load) holding
+// A_b = max ‖C2[:, j] - colScale[j]·cq[:, j]‖, B_b = max colScale[j]·‖cq[:, j]‖ and
+// C_b = max |bias[j]|, and info from screenQuantize. So only j with s[j] ≥ max s - 2e_b
+// can be the argmax; when that leaves one candidate, it is; otherwise each candidate's
+// logit is recomputed in float64 from its row of C2ᵀ (float32 [nb·N, r]) and the
+// largest wins. Every block when ‖u‖ is not finite (u has a NaN or an infinity), and a
+// block whose screened logits overflow, recomputes all its neurons and scans them as
+// blockArgmax's scalar path does (NaNs skipped). Returns the number of neurons recomputed.
+export function screenArgmax(pAcc: usize, pColScale: usize, pBias: usize, pS: usize, pIdx: usize, nb: i32, N: i32,
+  pMargin: usize, pInfo: usize, pC2t: usize, r: i32, pU: usize): i32 {
+  const uScale = load<f64>(pInfo), unorm = load<f64>(pInfo, 8), dnorm = load<f64>(pInfo, 16), qnorm = load<f64>(pInfo, 24);
+  const allExact = !isFinite(unorm);
+  const us = f32x4.splat(<f32>uScale);
+  const n4 = N & ~3;
+  const rowBytes: usize = <usize>r << 2;
+  let recomputed = 0;
+  for (let b = 0; b < nb; b++) {
+    const o = b * N;
+    const p = pS + (<usize>o << 2);
+    let exact = allExact;
+    let count = 0, first = -1;
+    let thrF: f32 = 0;
+    if (!exact) {
+      // No s can be NaN (acc is an integer; scales and biases are finite, checked at
+      // load; u is, or allExact); an overflow to infinity makes thr below non-finite.
+      let m = f32x4.splat(-Infinity);
+      for (let u = 0; u < n4; u += 4) {
+        const q: usize = <usize>(o + u) << 2;
+        const v = madd(f32x4.mul(v128.load(pColScale + q), f32x4.convert_i32x4_s(v128.load(pAcc + q))), us, v128.load(pBias + q));
+        v128.store(pS + q, v);
+        m = f32x4.pmax(m, v);
+      }
+      let mx: f32 = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+      for (let u = n4; u < N; u++) {
+        const q: usize = <usize>(o + u) << 2;
+        const v = load<f32>(pColScale + q) * <f32>load<i32>(pAcc + q) * <f32>uScale + load<f32>(pBias + q);
+        store<f32>(pS + q, v);
+        mx = max(mx, v);
+      }
+      const g = pMargin + <usize>b * 24;
+      const e = (unorm * load<f64>(g) + dnorm * load<f64>(g, 8) + 4.76837158203125e-7 * (load<f64>(g, 16) + qnorm * load<f64>(g, 8))) * (1 + 0.0009765625) + 1e-30;
+      const thr: f64 = <f64>mx - 2 * e;
+      // The float32 threshold, rounded down so that no candidate is lost.
+      thrF = <f32>thr;
+      if (<f64>thrF > thr) thrF = thrF > 0 ? reinterpret<f32>(reinterpret<u32>(thrF) - 1) : thrF < 0 ? reinterpret<f32>(reinterpret<u32>(thrF) + 1) : -1.4e-45;
+      if (!isFinite(thr)) exact = true;
+    }
+    if (!exact) {
+      const tv = f32x4.splat(thrF);
+      for (let u = 0; u < n4; u += 4) {
+        const mask = i32x4.bitmask(f32x4.ge(v128.load(p + (<usize>u << 2)), tv));
+        if (mask != 0) { if (first < 0) first = o + u + ctz(mask); count += popcnt(mask); }
+      }
+      for (let u = n4; u < N; u++) if (load<f32>(p + (<usize>u << 2)) >= thrF) { if (first < 0) first = o + u; count++; }
+    }
+    let best = first;
+    if (exact) {
+      // Every neuron of the block, exactly; `v > bv` skips NaNs as blockArgmax does.
+      best = o;
+      let bv = exactLogit(pC2t + <usize>o * rowBytes, pU, r, load<f32>(pBias + (<usize>o << 2)));
+      for (let j = o + 1; j < o + N; j++) {
+        const v = exactLogit(pC2t + <usize>j * rowBytes, pU, r, load<f32>(pBias + (<usize>j << 2)));
+        if (v > bv) { bv = v; best = j; }
+      }
+      recomputed += N;
+    } else if (count > 1) {
+      // The candidates, in index order: a later one wins only if strictly larger.
+      let bv: f64 = 0;
+      for (let j = first; j < o + N; j++) {
+        if (load<f32>(pS + (<usize>j << 2)) < thrF) continue;
+        const v = exactLogit(pC2t + <usize>j * rowBytes, pU, r, load<f32>(pBias + (<usize>j << 2)));
+        if (j == first || v > bv) { bv = v; best = j; }
+      }
+      recomputed += count;
+    }
+    store<i32>(pIdx + (<usize>b << 2), best);
+  }
+  return recomputed;
 }
 
 // ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@
 // here (<= 600) is >> K u sum|ab|; the "checker" test shows such an error fails.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TRANSPOSES, block, checkClose, checkGemmCases, gamma, randArray, refGemm, rng } from './helpers.js';
+import { TRANSPOSES, block, checkClose, checkGemmCases, gamma, positionMajor, randArray, refGemm, rng } from './helpers.js';
 import { createKernels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 import { newSharedMemory } from '../src/backends/cpu/heap.js';
 import { nativeAddress } from '../src/backends/cpu/native.js';
@@ -459,7 +459,7 @@ for (const threads of [1, 2]) {
       }
     });
 
-    test('attention: all heads, grouped kv heads, strided cache, against a float64 softmax reference', () => {
+    test('attention: all heads, grouped kv heads, head- and position-major caches, against a float64 softmax reference', () => {
       let seed = 9500;
       // [H, group, T, hd, ctx]: one position, odd head size (scalar tail), grouped-query heads; the last
       // three are large enough for the threads to share the heads (whole groups, uneven chunks).
@@ -469,30 +469,33 @@ for (const threads of [1, 2]) {
         const Hkv = H / group, h = k.heap, scale = 1 / Math.sqrt(hd);
         const q = randArray(H * hd, seed++), K = randArray(Hkv * ctx * hd, seed++), V = randArray(Hkv * ctx * hd, seed++);
         const pQ = h.alloc(q.length * 4), pK = h.alloc(K.length * 4), pV = h.alloc(V.length * 4);
-        const pO = h.alloc(H * hd * 4), pS = h.alloc(T * 4);
-        h.f32(pQ, q.length).set(q); h.f32(pK, K.length).set(K); h.f32(pV, V.length).set(V);
-        h.f32(pO, H * hd).fill(Number.NaN);
-        k.attention(pQ, pK, pV, pO, pS, H, group, T, hd, ctx * hd, scale);
-        const got = h.f32(pO, H * hd);
-        // Reference: float64 throughout. The kernel's p carries the float32 error of the
-        // scores (a dot of hd terms) through exp, so each output (a sum of T terms p·v
-        // with Σp = 1, |v| ≤ 1) is within ~(hd·|s| + T)·u·a few of it: 1e-5 is ~100x that.
-        for (let hh = 0; hh < H; hh++) {
-          const g = Math.floor(hh / group), base = g * ctx * hd;
-          const s = new Float64Array(T);
-          for (let t = 0; t < T; t++) {
-            let d = 0;
-            for (let i = 0; i < hd; i++) d += q[hh * hd + i] * K[base + t * hd + i];
-            s[t] = d * scale;
-          }
-          const mx = Math.max(...s);
-          let sum = 0;
-          for (let t = 0; t < T; t++) { s[t] = Math.exp(s[t] - mx); sum += s[t]; }
-          for (let i = 0; i < hd; i++) {
-            let o = 0;
-            for (let t = 0; t < T; t++) o += (s[t] / sum) * V[base + t * hd + i];
-            const err = Math.abs(got[hh * hd + i] - o);
-            if (!(err <= 1e-5)) assert.fail(`attention H=${H} group=${group} T=${T} hd=${hd}: head ${hh} [${i}]: got ${got[hh * hd + i]}, want ${o}`);
+        const pO = h.alloc(H * hd * 4), pS = h.alloc(H * T * 4);
+        for (const layout of ['head-major', 'position-major']) {
+          const pm = layout === 'position-major';
+          h.f32(pQ, q.length).set(q); h.f32(pK, K.length).set(pm ? positionMajor(K, Hkv, ctx, hd) : K); h.f32(pV, V.length).set(pm ? positionMajor(V, Hkv, ctx, hd) : V);
+          h.f32(pO, H * hd).fill(Number.NaN);
+          k.attention(pQ, pK, pV, pO, pS, H, group, T, hd, pm ? hd : ctx * hd, pm ? Hkv * hd : hd, scale);
+          const got = h.f32(pO, H * hd);
+          // Reference: float64 throughout. The kernel's p carries the float32 error of the
+          // scores (a dot of hd terms) through exp, so each output (a sum of T terms p·v
+          // with Σp = 1, |v| ≤ 1) is within ~(hd·|s| + T)·u·a few of it: 1e-5 is ~100x that.
+          for (let hh = 0; hh < H; hh++) {
+            const g = Math.floor(hh / group), base = g * ctx * hd;
+            const s = new Float64Array(T);
+            for (let t = 0; t < T; t++) {
+              let d = 0;
+              for (let i = 0; i < hd; i++) d += q[hh * hd + i] * K[base + t * hd + i];
+              s[t] = d * scale;
+            }
+            const mx = Math.max(...s);
+            let sum = 0;
+            for (let t = 0; t < T; t++) { s[t] = Math.exp(s[t] - mx); sum += s[t]; }
+            for (let i = 0; i < hd; i++) {
+              let o = 0;
+              for (let t = 0; t < T; t++) o += (s[t] / sum) * V[base + t * hd + i];
+              const err = Math.abs(got[hh * hd + i] - o);
+              if (!(err <= 1e-5)) assert.fail(`attention ${layout} H=${H} group=${group} T=${T} hd=${hd}: head ${hh} [${i}]: got ${got[hh * hd + i]}, want ${o}`);
+            }
           }
         }
         h.free(pQ); h.free(pK); h.free(pV); h.free(pO); h.free(pS);
@@ -512,7 +515,7 @@ for (const threads of [1, 2]) {
     });
 
     test('attention: a group that does not divide H is rejected', () => {
-      assert.throws(() => k.attention(0, 0, 0, 0, 0, 3, 2, 1, 4, 4, 1), RangeError);
+      assert.throws(() => k.attention(0, 0, 0, 0, 0, 3, 2, 1, 4, 4, 4, 1), RangeError);
     });
   });
 }

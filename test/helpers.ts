@@ -19,6 +19,16 @@ export const U32 = 2 ** -24;
 /** Higham's gamma(K) = K·u / (1 - K·u): a float32 sum of K products, in any order, is within gamma(K)·Σ|terms| of the exact sum. */
 export const gamma = (k: number): number => (k * U32) / (1 - k * U32);
 
+/**
+ * A head-major KV cache [Hkv, ctx, hd] laid out position-major, [ctx, Hkv·hd] (the
+ * decoder's layout): attention's kernel reads either, given (kvStride, ld).
+ */
+export function positionMajor(kv: Float32Array, Hkv: number, ctx: number, hd: number): Float32Array {
+  const out = new Float32Array(kv.length);
+  for (let g = 0; g < Hkv; g++) for (let t = 0; t < ctx; t++) for (let i = 0; i < hd; i++) out[(t * Hkv + g) * hd + i] = kv[(g * ctx + t) * hd + i];
+  return out;
+}
+
 /** A seeded uniform generator on [0, 1) (mulberry32-style mixing; not the library's own random op). */
 export function rng(seed: number): () => number {
   let s = seed >>> 0;

@@ -17,7 +17,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { U32, checkClose, checkGemmCases, gamma, randArray, refProduct, rng } from './helpers.js';
+import { U32, checkClose, checkGemmCases, gamma, positionMajor, randArray, refProduct, rng } from './helpers.js';
 import { createKernels, type CpuKernels, type SimdFlavor } from '../src/backends/cpu/kernels.js';
 
 /** Copies `data` into a fresh heap block (with one spare float for a sentinel) and returns its address. */
@@ -102,44 +102,46 @@ for (const simd of BUILDS) {
         }
       });
 
-      test('attention: grouped kv heads, strided cache, odd head size', () => {
+      test('attention: grouped kv heads, head- and position-major caches, odd head size', () => {
         let seed = 500;
         for (const [H, group, T, hd, ctx] of [[1, 1, 1, 4, 1], [2, 1, 7, 12, 8], [4, 2, 9, 16, 12], [16, 1, 40, 64, 48], [6, 3, 33, 7, 40], [3, 1, 70, 9, 72]]) {
           const Hkv = H / group, scale = 1 / Math.sqrt(hd);
           const q = randArray(H * hd, seed++), K = randArray(Hkv * ctx * hd, seed++), V = randArray(Hkv * ctx * hd, seed++);
-          const pQ = put(k, q), pK = put(k, K), pV = put(k, V);
-          const pO = put(k, new Float32Array(H * hd).fill(Number.NaN)), pS = put(k, new Float32Array(T));
-          k.attention(pQ, pK, pV, pO, pS, H, group, T, hd, ctx * hd, scale);
-          const got = k.heap.f32(pO, H * hd);
-          for (let hh = 0; hh < H; hh++) {
-            const base = Math.floor(hh / group) * ctx * hd;
-            // Scores: a float32 dot of hd terms, times scale, rounded: error at most
-            // delta = gamma(hd + 1) · scale · Σ|q k| each. Softmax is shift-invariant, so
-            // errors of at most delta move each p by a factor within e^(±2·delta); the
-            // kernel rounds e and p to float32 (two more u): rho = e^(2·delta)(1+u)^2 - 1.
-            // The output sums T products p·v from zero: gamma(T) · Σ p̂|v|. So
-            // |out - exact| <= (rho + gamma(T)(1 + rho)) · Σ_t p_t |v_t| (+1e-15 relative for
-            // the float64 exp and sums).
-            const s = new Float64Array(T);
-            let delta = 0;
-            for (let t = 0; t < T; t++) {
-              let d = 0, m = 0;
-              for (let i = 0; i < hd; i++) { const p = q[hh * hd + i] * K[base + t * hd + i]; d += p; m += Math.abs(p); }
-              s[t] = d * scale;
-              delta = Math.max(delta, gamma(hd + 1) * scale * m);
+          for (const pm of [false, true]) {
+            const pQ = put(k, q), pK = put(k, pm ? positionMajor(K, Hkv, ctx, hd) : K), pV = put(k, pm ? positionMajor(V, Hkv, ctx, hd) : V);
+            const pO = put(k, new Float32Array(H * hd).fill(Number.NaN)), pS = put(k, new Float32Array(H * T));
+            k.attention(pQ, pK, pV, pO, pS, H, group, T, hd, pm ? hd : ctx * hd, pm ? Hkv * hd : hd, scale);
+            const got = k.heap.f32(pO, H * hd);
+            for (let hh = 0; hh < H; hh++) {
+              const base = Math.floor(hh / group) * ctx * hd;
+              // Scores: a float32 dot of hd terms, times scale, rounded: error at most
+              // delta = gamma(hd + 1) · scale · Σ|q k| each. Softmax is shift-invariant, so
+              // errors of at most delta move each p by a factor within e^(±2·delta); the
+              // kernel rounds e and p to float32 (two more u): rho = e^(2·delta)(1+u)^2 - 1.
+              // The output sums T products p·v from zero: gamma(T) · Σ p̂|v|. So
+              // |out - exact| <= (rho + gamma(T)(1 + rho)) · Σ_t p_t |v_t| (+1e-15 relative for
+              // the float64 exp and sums).
+              const s = new Float64Array(T);
+              let delta = 0;
+              for (let t = 0; t < T; t++) {
+                let d = 0, m = 0;
+                for (let i = 0; i < hd; i++) { const p = q[hh * hd + i] * K[base + t * hd + i]; d += p; m += Math.abs(p); }
+                s[t] = d * scale;
+                delta = Math.max(delta, gamma(hd + 1) * scale * m);
+              }
+              const mx = Math.max(...s);
+              let sum = 0;
+              for (let t = 0; t < T; t++) { s[t] = Math.exp(s[t] - mx); sum += s[t]; }
+              const rho = Math.exp(2 * delta) * (1 + U32) ** 2 - 1;
+              for (let i = 0; i < hd; i++) {
+                let o = 0, m = 0;
+                for (let t = 0; t < T; t++) { const p = s[t] / sum, v = V[base + t * hd + i]; o += p * v; m += p * Math.abs(v); }
+                const err = Math.abs(got[hh * hd + i] - o), tol = (rho + gamma(T) * (1 + rho) + 1e-15) * m + 1e-30;
+                if (!(err <= tol)) assert.fail(`attention ${pm ? 'position' : 'head'}-major H=${H} group=${group} T=${T} hd=${hd}: head ${hh} [${i}]: got ${got[hh * hd + i]}, want ${o} (err ${err.toExponential(2)} > tol ${tol.toExponential(2)})`);
+              }
             }
-            const mx = Math.max(...s);
-            let sum = 0;
-            for (let t = 0; t < T; t++) { s[t] = Math.exp(s[t] - mx); sum += s[t]; }
-            const rho = Math.exp(2 * delta) * (1 + U32) ** 2 - 1;
-            for (let i = 0; i < hd; i++) {
-              let o = 0, m = 0;
-              for (let t = 0; t < T; t++) { const p = s[t] / sum, v = V[base + t * hd + i]; o += p * v; m += p * Math.abs(v); }
-              const err = Math.abs(got[hh * hd + i] - o), tol = (rho + gamma(T) * (1 + rho) + 1e-15) * m + 1e-30;
-              if (!(err <= tol)) assert.fail(`attention H=${H} group=${group} T=${T} hd=${hd}: head ${hh} [${i}]: got ${got[hh * hd + i]}, want ${o} (err ${err.toExponential(2)} > tol ${tol.toExponential(2)})`);
-            }
+            for (const p of [pQ, pK, pV, pO, pS]) k.heap.free(p);
           }
-          for (const p of [pQ, pK, pV, pO, pS]) k.heap.free(p);
         }
       });
 

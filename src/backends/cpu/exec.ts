@@ -63,7 +63,7 @@ export interface KernelExports {
     pMargin: number, pInfo: number, pC2t: number, r: number, pU: number): number;
   im2col(pState: number, pCur: number, pCol: number, S: number, M: number, Fl: number, Fw: number, d: number): void;
   attention(pQ: number, pK: number, pV: number, pOut: number, pS: number, H: number, group: number, T: number, hd: number,
-    kvStride: number, scale: number): void;
+    kvStride: number, ld: number, scale: number): void;
   norm(pX: number, pW: number, pB: number, hasBias: number, pOut: number, n: number, eps: number, rms: number): void;
   rope(pV: number, nHeads: number, hd: number, pCos: number, pSin: number): void;
   copyRows(pDst: number, dstStride: number, pSrc: number, srcStride: number, rows: number, n: number): void;
@@ -180,7 +180,7 @@ function blasGemmBatchChunk(blas: Blas, f64: Float64Array, i: number): void {
 // Arguments of Attention (byte offsets in memory A_MEM): a chunk is a range of query
 // heads, whole groups of `group` (so its kv heads are a range too); thread 0 uses the
 // caller's scores scratch, thread t > 0 scratch A_PART + (t-1)·A_PSTRIDE.
-export const T_Q = 0, T_K = 1, T_V = 2, T_OUT = 3, T_S = 4, T_GROUP = 5, T_T = 6, T_HD = 7, T_KVSTRIDE = 8, T_SCALE = 9;
+export const T_Q = 0, T_K = 1, T_V = 2, T_OUT = 3, T_S = 4, T_GROUP = 5, T_T = 6, T_HD = 7, T_KVSTRIDE = 8, T_SCALE = 9, T_LD = 10;
 
 /** Bytes a worker prefetches between two looks at SEQ (about 2 µs of reading). */
 export const PF_PIECE = 64 * 1024;
@@ -310,7 +310,7 @@ function runChunk(ex: KernelExports, op: number, f64: Float64Array, t: number, c
       const hd = f64[a + T_HD], group = f64[a + T_GROUP], kvStride = f64[a + T_KVSTRIDE], kv = (lo / group) * kvStride * 4;
       const S = t === 0 ? f64[a + T_S] : f64[a + A_PART] + (t - 1) * f64[a + A_PSTRIDE];
       ex.attention(f64[a + T_Q] + lo * hd * 4, f64[a + T_K] + kv, f64[a + T_V] + kv, f64[a + T_OUT] + lo * hd * 4, S,
-        hi - lo, group, f64[a + T_T], hd, kvStride, f64[a + T_SCALE]);
+        hi - lo, group, f64[a + T_T], hd, kvStride, f64[a + T_LD], f64[a + T_SCALE]);
       break;
     }
     default:

@@ -24,7 +24,7 @@ import { loadBlas, sgemmInParts, type Blas } from './blas.js';
 import { adviseHugePages, nativeAddress } from './native.js';
 import {
   A_CHUNK, A_MEM, MAX_JOBS, OP_BITS, A_N, A_PART, A_PSTRIDE, ARGS, B_FIELDS, B_MAX, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, PF_BUSY, PF_COUNT, PF_MAX_RANGES, G_A, G_COLS, G_LDA, G_M, G_N, G_TRANS, G_X,
-  G_Y, M_A, M_B, M_BETA, M_C, M_COLS, M_K, M_LDA, M_LDB, M_LDC, M_M, M_N, M_TRANSA, M_TRANSB, T_GROUP, T_HD, T_K, T_KVSTRIDE, T_OUT, T_Q, T_S, T_SCALE, T_T, T_V, MAX_THREADS, NCHUNKS, NEXT, Op,
+  G_Y, M_A, M_B, M_BETA, M_C, M_COLS, M_K, M_LDA, M_LDB, M_LDC, M_M, M_N, M_TRANSA, M_TRANSB, T_GROUP, T_HD, T_K, T_KVSTRIDE, T_LD, T_OUT, T_Q, T_S, T_SCALE, T_T, T_V, MAX_THREADS, NCHUNKS, NEXT, Op,
   RANGES, RESULTS, SEQ, TAG_BITS, runChunks, runShare, type KernelExports,
 } from './exec.js';
 import { MAX_PAGES, SharedHeap, memoryOf, newSharedMemory, offsetOf, type WasmHeap } from './heap.js';
@@ -109,11 +109,13 @@ export interface CpuKernels {
    * there are enough (whole groups per thread, at least ATT_PAR_MIN multiply-adds).
    * Head h uses kv head
    * g = floor(h / group): s = (q_h · K[g, t]) · scale for t < T, p = softmax(s), out_h =
-   * Σ_t p[t]·V[g, t]. q: [H, hd]; K, V: kv heads kvStride floats apart, rows of hd;
-   * out: [H, hd]; pS: T floats of scratch.
+   * Σ_t p[t]·V[g, t]. q: [H, hd]; K, V: position t of kv head g at (g·kvStride + t·ld)
+   * floats (head-major [Hkv, ctx, hd]: kvStride = ctx·hd, ld = hd; position-major [ctx,
+   * Hkv·hd]: kvStride = hd, ld = Hkv·hd: read as one stream); out: [H, hd]; pS: H·T
+   * floats of scratch.
    */
   attention(pQ: number, pK: number, pV: number, pOut: number, pS: number, H: number, group: number, T: number, hd: number,
-    kvStride: number, scale: number): void;
+    kvStride: number, ld: number, scale: number): void;
   /** out[r, i] = x[i] · D[r, i] for r < rows, i < n (contiguous rows; the threads share the rows from 2^16 floats). */
   mulRows(pX: number, pD: number, pOut: number, rows: number, n: number): void;
   /** y[r, i] += b[i] for r < rows, i < n (contiguous rows; on the calling thread). */
@@ -661,18 +663,18 @@ class Kernels implements CpuKernels {
   }
 
   attention(pQ: number, pK: number, pV: number, pOut: number, pS: number, H: number, group: number, T: number, hd: number,
-    kvStride: number, scale: number): void {
-    checkInt('H', H); checkInt('group', group); checkInt('T', T); checkInt('hd', hd); checkInt('kvStride', kvStride);
+    kvStride: number, ld: number, scale: number): void {
+    checkInt('H', H); checkInt('group', group); checkInt('T', T); checkInt('hd', hd); checkInt('kvStride', kvStride); checkInt('ld', ld);
     if (group < 1 || H % group !== 0) throw new RangeError(`cpu kernels: attention group ${group} must divide H = ${H}`);
-    const m = memoryOf(pK), kvBytes = T === 0 ? 0 : ((H / group - 1) * kvStride + T * hd) * 4;
-    this.begin(m, kvBytes + (2 * H * hd + T) * 4);
+    const m = memoryOf(pK), kvBytes = T === 0 ? 0 : ((H / group - 1) * kvStride + (T - 1) * ld + hd) * 4;
+    this.begin(m, kvBytes + (2 * H * hd + H * T) * 4);
     const v = this.place(pV, kvBytes, true, false), q = this.place(pQ, H * hd * 4, true, false);
-    const out = this.place(pOut, H * hd * 4, false, true), sc = this.place(pS, T * 4, false, false);
+    const out = this.place(pOut, H * hd * 4, false, true), sc = this.place(pS, H * T * 4, false, false);
     const kvHeads = H / group;
     if (this.threads === 1 || kvHeads < 2 || 2 * H * T * hd < ATT_PAR_MIN) {
-      this.exs[m].attention(q, offsetOf(pK), v, out, sc, H, group, T, hd, kvStride, scale);
+      this.exs[m].attention(q, offsetOf(pK), v, out, sc, H, group, T, hd, kvStride, ld, scale);
     } else {
-      const s = this.mems[m], stride = Math.ceil((T * 4) / 64) * 64;
+      const s = this.mems[m], stride = Math.ceil((H * T * 4) / 64) * 64;
       if (stride * (this.threads - 1) > s.scoresBytes) {
         this.heap.free(s.scores);
         s.scoresBytes = Math.max(stride * (this.threads - 1), Math.ceil(s.scoresBytes * 1.5));
@@ -680,7 +682,7 @@ class Kernels implements CpuKernels {
       }
       const a = this.f64;
       a[ARGS + T_Q] = q; a[ARGS + T_K] = offsetOf(pK); a[ARGS + T_V] = v; a[ARGS + T_OUT] = out; a[ARGS + T_S] = sc;
-      a[ARGS + T_GROUP] = group; a[ARGS + T_T] = T; a[ARGS + T_HD] = hd; a[ARGS + T_KVSTRIDE] = kvStride; a[ARGS + T_SCALE] = scale;
+      a[ARGS + T_GROUP] = group; a[ARGS + T_T] = T; a[ARGS + T_HD] = hd; a[ARGS + T_KVSTRIDE] = kvStride; a[ARGS + T_LD] = ld; a[ARGS + T_SCALE] = scale;
       a[ARGS + A_PART] = offsetOf(s.scores); a[ARGS + A_PSTRIDE] = stride;
       // About two chunks per thread, whole groups each.
       const chunk = Math.ceil(kvHeads / (2 * this.threads)) * group;
@@ -959,7 +961,7 @@ function warmUp(module: WasmModule, ex: KernelExports, heap: SharedHeap): void {
     ex.readSum(pa, n * n);
     // The decoder's per-token kernels, on the same data (outputs into pc or the scratch).
     ex.gemmSmallM(pa, pb, pc, 4, n, n, 0, n, 8);
-    ex.attention(pa, pb, pb, pc, ps, 4, 2, 8, 16, 8 * 16, 0.25);
+    ex.attention(pa, pb, pb, pc, ps, 4, 2, 8, 16, 16, 32, 0.25);
     ex.norm(pa, pb, pb, 1, pc, n, 1e-5, it & 1);
     ex.rope(pc, 2, 16, pa, pa + 64);
     ex.mulRows(pa, pb, pc, 4, n);

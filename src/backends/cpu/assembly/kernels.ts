@@ -523,41 +523,62 @@ function gemmSmallMRows(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i32,
 // softmax and an axpyRows per head). For head h < H, kv head g = h / group:
 //   s[t] = (Q[h] · K[g, t]) · scale, p = softmax(s) (float64 max/exp/sum, stored float32),
 //   out[h] = Σ_t p[t] · V[g, t].
-// Q: [H, hd] at pQ; K, V: [Hkv, *, hd] with kvStride floats between kv heads; out: [H, hd];
-// pS: T floats of scratch (left holding the last head's p).
+// Q: [H, hd] at pQ; K, V: position t of kv head g at (g·kvStride + t·ld) floats; out:
+// [H, hd]; pS: H·T floats of scratch (left holding p, head by head).
+// Positions are the outer loop, four at a time, heads the inner one: with the decoder's
+// position-major cache ([ctx, Hkv·hd]: kvStride = hd, ld = Hkv·hd) the keys, then the
+// values, are read as one contiguous stream (cold, 2 streams of 104 KB read 3-6x faster
+// than 32 of 6.5 KB here: docs/decode.md). Every score and every output element is
+// formed in the same order as one head at a time would form it.
 export function attention(pQ: usize, pK: usize, pV: usize, pOut: usize, pS: usize,
-  H: i32, group: i32, T: i32, hd: i32, kvStride: i32, scale: f32): void {
-  const rb: usize = <usize>hd << 2;
+  H: i32, group: i32, T: i32, hd: i32, kvStride: i32, ld: i32, scale: f32): void {
+  const qb: usize = <usize>hd << 2;
+  const rb: usize = <usize>ld << 2;
+  const hs: usize = <usize>kvStride << 2;
+  const sb: usize = <usize>T << 2; // bytes of one head's scores
   const end4 = hd & ~3;
   const oe: usize = <usize>end4 << 2;
   const T4 = T & ~3;
+  // Scores, four keys at a time (each key's sum in the same order as dot1's).
+  let t = 0;
+  for (; t < T4; t += 4) {
+    const kt = pK + <usize>t * rb, st = pS + (<usize>t << 2);
+    for (let h = 0; h < H; h++) dot4(kt + <usize>(h / group) * hs, rb, pQ + <usize>h * qb, hd, scale, st + <usize>h * sb);
+  }
+  for (; t < T; t++) {
+    const kt = pK + <usize>t * rb, st = pS + (<usize>t << 2);
+    for (let h = 0; h < H; h++) store<f32>(st + <usize>h * sb, dot1(kt + <usize>(h / group) * hs, pQ + <usize>h * qb, hd) * scale);
+  }
+  // Softmax per head: p[t] = exp(s[t] - max) / sum, the quotient in float64.
   for (let h = 0; h < H; h++) {
-    const g = h / group;
-    const kp = pK + <usize>g * <usize>kvStride * 4, vp = pV + <usize>g * <usize>kvStride * 4;
-    const q = pQ + <usize>h * rb, out = pOut + <usize>h * rb;
-    // Scores, four keys at a time (each key's sum in the same order as dot1's).
-    let t = 0;
-    for (; t < T4; t += 4) dot4(kp + <usize>t * rb, rb, q, hd, scale, pS + (<usize>t << 2));
-    for (; t < T; t++) store<f32>(pS + (<usize>t << 2), dot1(kp + <usize>t * rb, q, hd) * scale);
+    const sh = pS + <usize>h * sb;
     let mx = -Infinity;
-    for (t = 0; t < T; t++) { const s = <f64>load<f32>(pS + (<usize>t << 2)); if (s > mx) mx = s; }
+    for (t = 0; t < T; t++) { const v = <f64>load<f32>(sh + (<usize>t << 2)); if (v > mx) mx = v; }
     let sum: f64 = 0;
     for (t = 0; t < T; t++) {
-      const a = pS + (<usize>t << 2);
+      const a = sh + (<usize>t << 2);
       const e = Math.exp(<f64>load<f32>(a) - mx);
       store<f32>(a, <f32>e);
       sum += e;
     }
+    for (t = 0; t < T; t++) {
+      const a = sh + (<usize>t << 2);
+      store<f32>(a, <f32>(<f64>load<f32>(a) / sum));
+    }
+    const out = pOut + <usize>h * qb;
     for (let o: usize = 0; o < oe; o += 16) v128.store(out + o, f32x4.splat(0));
     for (let c = end4; c < hd; c++) store<f32>(out + (<usize>c << 2), 0);
-    // out += p[t]·V[t], four positions per pass over out (each element still adds its
-    // terms in order of t, as one position at a time would).
-    for (t = 0; t < T4; t += 4) {
-      const a = pS + (<usize>t << 2);
-      const p0: f32 = <f32>(<f64>load<f32>(a) / sum), p1: f32 = <f32>(<f64>load<f32>(a, 4) / sum);
-      const p2: f32 = <f32>(<f64>load<f32>(a, 8) / sum), p3: f32 = <f32>(<f64>load<f32>(a, 12) / sum);
+  }
+  // out += p[t]·V[t], four positions per pass over each head's out (each element adds its
+  // terms in order of t, as one position at a time would).
+  for (t = 0; t < T4; t += 4) {
+    const vt = pV + <usize>t * rb;
+    for (let h = 0; h < H; h++) {
+      const a = pS + <usize>h * sb + (<usize>t << 2);
+      const p0 = load<f32>(a), p1 = load<f32>(a, 4), p2 = load<f32>(a, 8), p3 = load<f32>(a, 12);
       const k0 = f32x4.splat(p0), k1 = f32x4.splat(p1), k2 = f32x4.splat(p2), k3 = f32x4.splat(p3);
-      const w0 = vp + <usize>t * rb, w1 = w0 + rb, w2 = w1 + rb, w3 = w2 + rb;
+      const w0 = vt + <usize>(h / group) * hs, w1 = w0 + rb, w2 = w1 + rb, w3 = w2 + rb;
+      const out = pOut + <usize>h * qb;
       for (let o: usize = 0; o < oe; o += 16) {
         let acc = madd(v128.load(w0 + o), k0, v128.load(out + o));
         acc = madd(v128.load(w1 + o), k1, acc);
@@ -572,11 +593,14 @@ export function attention(pQ: usize, pK: usize, pV: usize, pOut: usize, pS: usiz
         store<f32>(out + off, x + p3 * load<f32>(w3 + off));
       }
     }
-    for (; t < T; t++) {
-      const a = pS + (<usize>t << 2);
-      const p: f32 = <f32>(<f64>load<f32>(a) / sum);
+  }
+  for (; t < T; t++) {
+    const vt = pV + <usize>t * rb;
+    for (let h = 0; h < H; h++) {
+      const p = load<f32>(pS + <usize>h * sb + (<usize>t << 2));
       const k = f32x4.splat(p);
-      const w = vp + <usize>t * rb;
+      const w = vt + <usize>(h / group) * hs;
+      const out = pOut + <usize>h * qb;
       for (let o: usize = 0; o < oe; o += 16) v128.store(out + o, madd(v128.load(w + o), k, v128.load(out + o)));
       for (let c = end4; c < hd; c++) {
         const off: usize = <usize>c << 2;

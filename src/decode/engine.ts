@@ -602,7 +602,9 @@ export class DecodeEngine {
   }
 
   private alloc(n: number): Buf {
-    const p = this.kernels.heap.alloc(Math.max(1, n) * 4, 64);
+    // Large blocks start on a 4 KiB page: a gathered row of d = 1024 floats is then one
+    // page, not two (this VM pays per page touched; docs/decode.md).
+    const p = this.kernels.heap.alloc(Math.max(1, n) * 4, n * 4 >= 1 << 16 ? 4096 : 64);
     this.allocated.push({ p, bytes: Math.max(1, n) * 4 });
     return { p, v: this.kernels.heap.f32(p, n) };
   }

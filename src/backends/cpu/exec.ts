@@ -45,8 +45,8 @@ import { sgemmInParts, type Blas } from './blas.js';
 export interface KernelExports {
   readSum(p: number, n: number): number;
   gemv(pW: number, cols: number, pX: number, pY: number, r0: number, r1: number): void;
-  gemvRows(pW: number, cols: number, pIdx: number, pX: number, pY: number, i0: number, i1: number): void;
-  axpyRows(pW: number, cols: number, pIdx: number, pCoef: number, pY: number, i0: number, i1: number): void;
+  gemvRows(pW: number, cols: number, ld: number, pIdx: number, pX: number, pY: number, i0: number, i1: number): void;
+  axpyRows(pW: number, cols: number, ld: number, pIdx: number, pCoef: number, pY: number, i0: number, i1: number): void;
   zero(pY: number, n: number): void;
   addTo(pY: number, p: number, n: number): void;
   gemmScratchBytes(): number;
@@ -266,7 +266,7 @@ function runChunk(ex: KernelExports, op: number, f64: Float64Array, t: number, c
       ex.gemv(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], lo, hi);
       break;
     case Op.GemvRows:
-      ex.gemvRows(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], lo, hi);
+      ex.gemvRows(f64[a], f64[a + 1], f64[a + 5], f64[a + 2], f64[a + 3], f64[a + 4], lo, hi);
       break;
     case Op.AxpyRows: {
       // Thread 0 adds into y; thread t > 0 into its own partial y, zeroed on its first
@@ -277,7 +277,7 @@ function runChunk(ex: KernelExports, op: number, f64: Float64Array, t: number, c
         pY = f64[a + A_PART] + (t - 1) * f64[a + A_PSTRIDE];
         if (first) { ex.zero(pY, cols); f64[RESULTS + t] = 1; }
       }
-      ex.axpyRows(f64[a], cols, f64[a + 2], f64[a + 3], pY, lo, hi);
+      ex.axpyRows(f64[a], cols, f64[a + 5], f64[a + 2], f64[a + 3], pY, lo, hi);
       break;
     }
     case Op.Read:

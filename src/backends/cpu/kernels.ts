@@ -93,10 +93,10 @@ export interface CpuKernels {
    * multiple of 8, cols of 4. The threads share the panels.
    */
   gemvPanels(pW: number, rows: number, cols: number, pX: number, pY: number): void;
-  /** y[i] = W[idx[i], :] · x[cols] for i < nIdx; idx int32 [nIdx], y [nIdx]. */
-  gemvRows(pW: number, cols: number, pIdx: number, nIdx: number, pX: number, pY: number): void;
-  /** y[cols] += Σ_{i<nIdx} coef[i] · W[idx[i], :]; idx int32 [nIdx], coef float32 [nIdx]. */
-  axpyRows(pW: number, cols: number, pIdx: number, pCoef: number, nIdx: number, pY: number): void;
+  /** y[i] = W[idx[i], :] · x[cols] for i < nIdx; W's rows ld floats apart (default cols); idx int32 [nIdx], y [nIdx]. */
+  gemvRows(pW: number, cols: number, pIdx: number, nIdx: number, pX: number, pY: number, ld?: number): void;
+  /** y[cols] += Σ_{i<nIdx} coef[i] · W[idx[i], :]; W's rows ld floats apart (default cols); idx int32 [nIdx], coef float32 [nIdx]. */
+  axpyRows(pW: number, cols: number, pIdx: number, pCoef: number, nIdx: number, pY: number, ld?: number): void;
   /** Sum of `bytes/4` floats at p, read by all threads (measures the read ceiling); returns the sum. */
   /**
    * C[M,N] = A[M,K] · B[K,N], all contiguous on the heap, for small M (a few rows
@@ -612,18 +612,18 @@ class Kernels implements CpuKernels {
     this.end();
   }
 
-  gemvRows(pW: number, cols: number, pIdx: number, nIdx: number, pX: number, pY: number): void {
-    checkInt('cols', cols); checkInt('nIdx', nIdx);
+  gemvRows(pW: number, cols: number, pIdx: number, nIdx: number, pX: number, pY: number, ld = cols): void {
+    checkInt('cols', cols); checkInt('nIdx', nIdx); checkInt('ld', ld);
     const a = this.f64;
     this.begin(memoryOf(pW), (2 * nIdx + cols) * 4);
     a[ARGS] = offsetOf(pW); a[ARGS + 1] = cols; a[ARGS + 2] = this.place(pIdx, nIdx * 4, true, false);
-    a[ARGS + 3] = this.place(pX, cols * 4, true, false); a[ARGS + 4] = this.place(pY, nIdx * 4, false, true);
+    a[ARGS + 3] = this.place(pX, cols * 4, true, false); a[ARGS + 4] = this.place(pY, nIdx * 4, false, true); a[ARGS + 5] = ld;
     this.runChunked(Op.GemvRows, nIdx, this.rowChunk(nIdx), nIdx * cols >= PAR_MIN_FLOATS);
     this.end();
   }
 
-  axpyRows(pW: number, cols: number, pIdx: number, pCoef: number, nIdx: number, pY: number): void {
-    checkInt('cols', cols); checkInt('nIdx', nIdx);
+  axpyRows(pW: number, cols: number, pIdx: number, pCoef: number, nIdx: number, pY: number, ld = cols): void {
+    checkInt('cols', cols); checkInt('nIdx', nIdx); checkInt('ld', ld);
     const a = this.f64;
     const m = memoryOf(pW), s = this.mems[m];
     const par = nIdx * cols >= PAR_MIN_FLOATS && this.threads > 1;
@@ -638,7 +638,7 @@ class Kernels implements CpuKernels {
     this.begin(m, (2 * nIdx + cols) * 4);
     const y = this.place(pY, cols * 4, true, true);
     a[ARGS] = offsetOf(pW); a[ARGS + 1] = cols; a[ARGS + 2] = this.place(pIdx, nIdx * 4, true, false);
-    a[ARGS + 3] = this.place(pCoef, nIdx * 4, true, false); a[ARGS + 4] = y;
+    a[ARGS + 3] = this.place(pCoef, nIdx * 4, true, false); a[ARGS + 4] = y; a[ARGS + 5] = ld;
     a[ARGS + A_PART] = offsetOf(s.partial); a[ARGS + A_PSTRIDE] = stride;
     this.runChunked(Op.AxpyRows, nIdx, this.rowChunk(nIdx), par);
     if (par) for (let t = 1; t < this.threads; t++) if (a[RESULTS + t] !== 0) this.exs[m].addTo(y, offsetOf(s.partial) + (t - 1) * stride, cols);
@@ -956,8 +956,8 @@ function warmUp(module: WasmModule, ex: KernelExports, heap: SharedHeap): void {
   for (let it = 0; it < 200 && (it < 20 || performance.now() - t0 < 15); it++) {
     ex.gemm(it & 1, (it >> 1) & 1, n, pa, n, pb, n, pc, n, 0, 0, n, 0, n, ps);
     ex.gemv(pa, n, pb, pc, 0, n);
-    ex.gemvRows(pa, n, pi, pb, pc, 0, n);
-    ex.axpyRows(pa, n, pi, pb, pc, 0, n);
+    ex.gemvRows(pa, n, n, pi, pb, pc, 0, n);
+    ex.axpyRows(pa, n, n, pi, pb, pc, 0, n);
     ex.readSum(pa, n * n);
     // The decoder's per-token kernels, on the same data (outputs into pc or the scratch).
     ex.gemmSmallM(pa, pb, pc, 4, n, n, 0, n, 8);

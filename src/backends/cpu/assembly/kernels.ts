@@ -161,10 +161,10 @@ export function gemvPanels(pW: usize, cols: i32, pX: usize, pY: usize, g0: i32, 
   }
 }
 
-// y[i] = W[idx[i], :] · x for i in [i0, i1).  idx: int32 [n] at pIdx; y: [n].
-// Eight selected rows in flight.
-export function gemvRows(pW: usize, cols: i32, pIdx: usize, pX: usize, pY: usize, i0: i32, i1: i32): void {
-  const rb: usize = <usize>cols << 2;
+// y[i] = W[idx[i], :] · x for i in [i0, i1).  W: rows of cols floats, ld floats apart;
+// idx: int32 [n] at pIdx; y: [n]. Eight selected rows in flight.
+export function gemvRows(pW: usize, cols: i32, ld: i32, pIdx: usize, pX: usize, pY: usize, i0: i32, i1: i32): void {
+  const rb: usize = <usize>ld << 2;
   let i = i0;
   for (; i + 8 <= i1; i += 8) {
     const q = pIdx + (<usize>i << 2);
@@ -178,12 +178,12 @@ export function gemvRows(pW: usize, cols: i32, pIdx: usize, pX: usize, pY: usize
   }
 }
 
-// y[c] += Σ_i coef[i] · W[idx[i], c] for every column c, i in [i0, i1).
-// idx: int32 [n]; coef: float32 [n]; y: [cols].  Threads split the index list, each
+// y[c] += Σ_i coef[i] · W[idx[i], c] for every column c, i in [i0, i1); W's rows ld floats
+// apart. idx: int32 [n]; coef: float32 [n]; y: [cols].  Threads split the index list, each
 // into its own y (the JS side adds the partial ys), so every row is one whole stream.
 // Eight rows per pass over y (y is read and written once per 8 weight vectors).
-export function axpyRows(pW: usize, cols: i32, pIdx: usize, pCoef: usize, pY: usize, i0: i32, i1: i32): void {
-  const rb: usize = <usize>cols << 2;
+export function axpyRows(pW: usize, cols: i32, ld: i32, pIdx: usize, pCoef: usize, pY: usize, i0: i32, i1: i32): void {
+  const rb: usize = <usize>ld << 2;
   const len = cols;
   const end4 = len & ~3;
   const oe: usize = <usize>end4 << 2;

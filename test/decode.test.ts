@@ -123,6 +123,16 @@ function checkEngine(config: ModelConfig, params: Record<string, Tensor>, what: 
   } finally {
     chunked.dispose();
   }
+  // Sparse FF with W1ᵀ and W2 as two blocks (what a layer too large to interleave gets).
+  if (config.ffn === 'sparse') {
+    const apart = new DecodeEngine(config, params, { kernels: k, interleaveFF: false, prefillRows: 4 });
+    try {
+      compare(apart.prefill(ids.slice(0, 9)), want, 8 * V, V, `${what}, W1ᵀ and W2 apart, prefill`);
+      for (let t = 9; t < ids.length; t++) compare(apart.step(ids[t]), want, t * V, V, `${what}, W1ᵀ and W2 apart, step ${t}`);
+    } finally {
+      apart.dispose();
+    }
+  }
   // The plain dense baseline (all W2 rows, W2ᵀ layout) is the same function.
   if (config.ffn === 'dense') {
     const plain = new DecodeEngine(config, params, { kernels: k, skipZeros: false, prefillRows: 4 });

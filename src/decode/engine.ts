@@ -67,6 +67,11 @@ export interface EngineOptions {
   kernels?: CpuKernels;
   /** Dense ReLU/GELU/SwiGLU FF: skip the W2 rows of exactly-zero activations (default true; false reads all rows, the plain dense baseline). */
   skipZeros?: boolean;
+  /**
+   * Sparse FF: store each neuron's W1ᵀ and W2 rows side by side (LayerW.ffLd). Default:
+   * when the pair of matrices fits in 2 GiB (one block of one wasm memory).
+   */
+  interleaveFF?: boolean;
   /** Prompt rows per prefill chunk (default 32). */
   prefillRows?: number;
 }
@@ -92,6 +97,8 @@ interface LayerW {
   // Sparse FF interleaves them, [d_ff][2][d] (ffLd = 2d floats between a matrix's rows):
   // a chosen neuron's two rows are 8 KB in a row, not two scattered pages (10-18%
   // faster gathers, dev/gemv/13_interleave_lab.mjs); w1 and w2 then point into one block.
+  // Not when that block would pass 2 GiB (a wasm memory holds 4 GiB; the 17B-class
+  // layer's pair is 4.8 GB): then two blocks, ffLd = d.
   w1: Buf; b1: Buf | null; w2: Buf; b2: Buf | null; ffLd: number;
   // Sparse FF controller: c1ᵀ [r, d] (in gemvPanels' layout, rows padded to 8, when d is
   // a multiple of 4: one contiguous stream), c_bias [d_ff], and C2 either as its screen (the
@@ -311,6 +318,7 @@ export class DecodeEngine {
 
       this.tokEmb = W(get('tok_emb.weight'));
       this.posEmb = c.positions === 'learned' ? W(get('pos_emb.weight')) : null;
+      const interleave = c.ffn === 'sparse' && (opts.interleaveFF ?? 2 * dff * d * 4 <= 2 ** 31);
       for (let l = 0; l < c.n_layers; l++) {
         const b = `blk.${l}`;
         const dense = c.attn === 'dense';
@@ -330,23 +338,24 @@ export class DecodeEngine {
           qkvState: dense ? null : this.alloc(Math.max(1, (Fl - 1) * d)),
           outState: !dense && (qkvOut === 'conv' || qkvOut === 'multconv') ? this.alloc(Math.max(1, (Fl - 1) * d)) : null,
           // Sparse FF gathers rows of W1ᵀ; dense and Top-k read all of W1 (a dense product).
-          w1: c.ffn === 'sparse' ? interleaved(get(`${b}.ffn.w1`), get(`${b}.ffn.w2`))
+          w1: interleave ? interleaved(get(`${b}.ffn.w1`), get(`${b}.ffn.w2`))
+            : c.ffn === 'sparse' ? WT(d, { data: get(`${b}.ffn.w1`), cols: dff })
             : swiglu ? MV(d, { data: get(`${b}.ffn.w_gate`), cols: dff }, { data: get(`${b}.ffn.w_up`), cols: dff }) : MV(d, { data: get(`${b}.ffn.w1`), cols: dff }),
           b1: Wopt(opt(`${b}.ffn.b1`)),
           // Plain dense baseline (skipZeros off): W2ᵀ [d, d_ff] for one gemv; otherwise W2 [d_ff, d] for row gathers.
-          w2: c.ffn === 'sparse' ? { p: 0, v: new Float32Array(0) } // set below: the second row of each pair
+          w2: interleave ? { p: 0, v: new Float32Array(0) } // set below: the second row of each pair
             : c.ffn === 'dense' && !this.skipZeros
             ? MV(dff, { data: swiglu ? get(`${b}.ffn.w_down`) : get(`${b}.ffn.w2`), cols: d })
             : W(swiglu ? get(`${b}.ffn.w_down`) : get(`${b}.ffn.w2`)),
-          b2: Wopt(opt(`${b}.ffn.b2`)), ffLd: c.ffn === 'sparse' ? 2 * d : d,
+          b2: Wopt(opt(`${b}.ffn.b2`)), ffLd: interleave ? 2 * d : d,
           c1: null, c1Panels: false,
           c2: null, cBias: null, screen: null,
           k: this.alloc(Hkv * maxContext * hd), v: this.alloc(Hkv * maxContext * hd),
           topk: c.ffn === 'topk' ? der.topk_per_layer[l] : 0,
           ffPrefetch: [], attnPrefetch: [], convBatch: [],
         };
+        if (interleave) lw.w2 = { p: lw.w1.p + d * 4, v: lw.w1.v.subarray(d) };
         if (c.ffn === 'sparse') {
-          lw.w2 = { p: lw.w1.p + d * 4, v: lw.w1.v.subarray(d) };
           const r = c.sparse_lowrank, c1 = get(`${b}.ffn.c1`);
           lw.c1Panels = d % 4 === 0;
           if (lw.c1Panels) {

@@ -439,6 +439,8 @@ export class DecodeEngine {
       this.ropeTable = this.alloc(2 * hd); // hd float64s
       this.ropeCosSin = new Float64Array(this.kernels.heap.memories[memoryOf(this.ropeTable.p)].buffer, offsetOf(this.ropeTable.p), hd);
       this.reset(); // heap blocks may hold an earlier user's bytes: the convolution states must start at zero
+      // Written once now, so that no token pays for the first write to a page of its KV row.
+      for (const lw of this.layers) { lw.k.v.fill(0); lw.v.v.fill(0); }
       this.touchPages();
       this.topkHeap = new Int32Array(c.ffn === 'topk' ? Math.max(...der.topk_per_layer) : 1);
     } catch (e) {

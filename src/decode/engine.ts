@@ -56,6 +56,9 @@ import { SparselmError } from '../tensor/errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { buildScreen } from './screen.js';
 
+/** The most bytes of the next layer's Sparse QKV weights worth prefetching during an FF (see where it is used). */
+const ATTN_PREFETCH_MAX = 4 << 20;
+
 export type ParamSource = Readonly<Record<string, Tensor | Float32Array>>;
 
 export interface EngineOptions {
@@ -384,6 +387,13 @@ export class DecodeEngine {
         lw.ffPrefetch = span(lw.c1, lw.c2, lw.cBias, lw.screen?.panels ?? null, lw.screen?.colScale ?? null, lw.screen?.margin ?? null);
         if (lw.mult) {
           lw.attnPrefetch = span(lw.mult.Dt, lw.mult.E, lw.mult.beta, lw.convQ?.kernel ?? null, lw.convK?.kernel ?? null, lw.convV?.kernel ?? null);
+          // Read during the FF, they must still be in cache when the next layer starts; the
+          // 17B-class layer's 9.4 MB were not (its FF reads ~20 MB in between): without
+          // them its two-thread block ran 3-11% faster in paired runs, the 800m one
+          // (0.7 MB) the same or slower.
+          let bytes = 0;
+          for (let i = 1; i < lw.attnPrefetch.length; i += 2) bytes += lw.attnPrefetch[i];
+          if (bytes > ATTN_PREFETCH_MAX) lw.attnPrefetch = [];
         }
         this.layers.push(lw);
       }

@@ -3,7 +3,8 @@
 //   dense   the dense block's time (the 10x target's budget is a tenth of it)
 //   sparse  the Sparse FF + QKV block's time (with the sparse loss layer, as in the bench)
 //   stream  reading, cold and contiguous, the bytes of a block that no computation hides
-//           (C1, C2, the controller bias, 96 chosen W1 rows, ~48 W2 rows, biases, norms)
+//           (C1, C2's int16 screen and column scales, the controller bias, 96 chosen W1
+//           rows, ~48 W2 rows, biases, norms)
 //   qkv     Sparse QKV's four products (OpenBLAS, small-matrix parts) on hot weights
 // floor = stream + qkv: a block must read the one and do the other, and WebAssembly has
 // no prefetch instruction to overlap them on one core.
@@ -23,7 +24,9 @@ const mk = (o) => makeConfig(presetConfig(shape, { ...base, context_length: 64, 
 const dense = mk({}), sparse = mk({ ffn: 'sparse', attn: 'sparse', output: 'sparse' });
 const engines = [dense, sparse].map((c) => new DecodeEngine(c, lazyRandomParams(c, 7), { kernels: k, maxContext: 64 }));
 const c = sparse, d = c.d_model, dff = c.d_ff, r = c.sparse_lowrank, N = c.sparse_block, nb = dff / N, S = c.qkv_modules, M = d / S;
-const streamBytes = 4 * (r * d + r * dff + dff + nb * d + (nb / 2) * d + nb + d + 4 * d);
+// C1, C2's int16 screen (r·d_ff·2 bytes) with its column scales and the bias, the
+// chosen W1 rows, ~half as many W2 rows, biases and norms.
+const streamBytes = 4 * (r * d + (r * dff) / 2 + 2 * dff + nb * d + (nb / 2) * d + nb + d + 4 * d);
 // Cold, contiguous: a fresh region of a 768 MiB buffer for each of the 24 layers' worth.
 const big = 768 << 20, pBig = k.heap.alloc(big, 1 << 21);
 k.heap.f32(pBig, big / 4).fill(1);

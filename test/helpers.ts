@@ -6,12 +6,35 @@
  */
 
 import assert from 'node:assert/strict';
+import { after, before, describe } from 'node:test';
 import {
   Tensor, gradients, mul, noGrad, sum, tensor, type DType,
 } from '../src/index.js';
-import type { CpuKernels } from '../src/backends/cpu/kernels.js';
+import { createKernels, type CpuKernels, type SimdFlavor } from '../src/backends/cpu/kernels.js';
 import { sample } from '../src/tensor/random.js';
 import { numel } from '../src/tensor/shape.js';
+
+/**
+ * One describe() per build of the wasm kernels ('plain', 'relaxed') and thread count (1,
+ * 2), each with its own kernels and OpenBLAS off, so every kernel runs the build under
+ * test. `tests` registers the tests; they get the kernels from `kernels()` (made when
+ * the suite starts, disposed when it ends).
+ */
+export function describeEachWasmBuild(title: string, tests: (kernels: () => CpuKernels, simd: SimdFlavor, threads: number) => void): void {
+  for (const simd of ['plain', 'relaxed'] as const) {
+    for (const threads of [1, 2]) {
+      describe(`${title}, ${simd} build, ${threads} thread(s)`, () => {
+        let k: CpuKernels | null = null;
+        before(() => { k = createKernels({ simd, threads, blas: false }); });
+        after(() => k?.dispose());
+        tests(() => {
+          if (k === null) throw new Error('kernels used outside a test');
+          return k;
+        }, simd, threads);
+      });
+    }
+  }
+}
 
 /** Unit roundoff of float32. */
 export const U32 = 2 ** -24;

@@ -5,10 +5,10 @@
 // index, whatever the data; so besides random data the cases below are the ones where
 // 16-bit weights cannot tell neurons apart (exact ties, neurons one float32 ulp apart,
 // huge and tiny scales), and the error bound the choice rests on is checked directly.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkClose, randArray, refProduct, rng } from './helpers.js';
-import { createKernels, toPanels, type CpuKernels, type SimdFlavor } from '../src/backends/cpu/kernels.js';
+import { checkClose, describeEachWasmBuild, randArray, refProduct, rng } from './helpers.js';
+import { toPanels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 import { buildScreen, screenQmax, type ControllerScreen } from '../src/decode/screen.js';
 
 /** Copies `data` into a fresh heap block and returns its address. */
@@ -68,209 +68,207 @@ function checkChoice(k: CpuKernels, c2: Float32Array, bias: Float32Array, u: Flo
   return got.recomputed;
 }
 
-const BUILDS: SimdFlavor[] = ['plain', 'relaxed'];
+describeEachWasmBuild('controller screen', (kernels) => {
+  test('gemvPanels equals W·x for panels of 8 rows (rows padded with zeros, split across threads)', () => {
+    const k = kernels();
+    let seed = 10;
+    for (const [rows, cols] of [[8, 4], [13, 36], [96, 1024], [40, 2048]] as const) {
+      const w = randArray(rows * cols, seed++), x = randArray(cols, seed++);
+      const padded = Math.ceil(rows / 8) * 8;
+      const pW = put(k, toPanels(w, rows, cols)), pX = put(k, x), pY = put(k, new Float32Array(padded + 1).fill(Number.NaN));
+      k.heap.f32(pY + padded * 4, 1)[0] = 42;
+      k.gemvPanels(pW, padded, cols, pX, pY);
+      checkClose(k.heap.f32(pY, rows), refProduct(rows, 1, cols, (i, c) => w[i * cols + c], (c) => x[c]), `gemvPanels ${rows}x${cols}`);
+      for (let i = rows; i < padded; i++) assert.equal(k.heap.f32(pY, padded)[i], 0, `padded row ${i}`);
+      assert.equal(k.heap.f32(pY + padded * 4, 1)[0], 42, 'wrote past y');
+      for (const p of [pW, pX, pY]) k.heap.free(p);
+    }
+    assert.throws(() => k.gemvPanels(0, 12, 8, 0, 0), /multiple of 8/);
+    assert.throws(() => toPanels(new Float32Array(8 * 6), 8, 6), /multiple of 4/);
+  });
 
-for (const simd of BUILDS) {
-  for (const threads of [1, 2]) {
-    describe(`controller screen, ${simd} build, ${threads} thread(s)`, () => {
-      let k: CpuKernels;
-      before(() => { k = createKernels({ simd, threads, blas: false }); });
-      after(() => k.dispose());
+  test('pairDotI16 sums integer products exactly, at the largest magnitudes the bound allows (no int32 overflow)', () => {
+    const k = kernels();
+    // Integer columns whose largest entry is ±qmax have colScale 1 and cq = C2; an
+    // integer u whose largest entry is ±qmax has uScale 1 and uq = u. The screened
+    // logit is then bias + the exact integer sum, which a float64 reference holds exactly.
+    let seed = 20;
+    for (const [r, dff, N] of [[1, 8, 4], [8, 16, 8], [17, 100, 10], [96, 6144, 64], [32, 256, 256]] as const) {
+      const qmax = screenQmax(r);
+      const g = rng(seed++);
+      const c2 = new Float32Array(r * dff), u = new Float32Array(r);
+      // r = 8: u all ±qmax, so column 0's sum is r·qmax², the largest there can be.
+      for (let i = 0; i < r; i++) u[i] = i === 0 || r === 8 ? (i % 2 === 0 ? qmax : -qmax) : Math.round((2 * g() - 1) * qmax);
+      for (let j = 0; j < dff; j++) {
+        for (let i = 0; i < r; i++) c2[i * dff + j] = j % 7 === 0 ? (i % 2 === 0 ? qmax : -qmax) * Math.sign(u[i] || 1) : Math.round((2 * g() - 1) * qmax);
+        c2[(j % r) * dff + j] = j % 2 === 0 ? qmax : -qmax;
+      }
+      for (let i = 0; i < r; i++) if (u[i] === 0) u[i] = 1;
+      const bias = new Float32Array(dff);
+      const sc = buildScreen(c2, bias, r, dff, N);
+      assert.ok(sc);
+      const got = runScreen(k, sc, bias, u, N, dff);
+      assert.equal(got.info[0], 1, 'uScale');
+      const want = exactChoice(c2, bias, u, r, dff, N);
+      for (let j = 0; j < dff; j++) {
+        assert.ok(Math.abs(want.l[j]) < 2 ** 31, 'the reference sum fits an int32');
+        assert.equal(got.s[j], Math.fround(want.l[j]), `r ${r}: screened logit ${j}`);
+      }
+      assert.deepEqual(Array.from(got.idx), want.idx, `r ${r}: choices`);
+    }
+  });
 
-      test('gemvPanels equals W·x for panels of 8 rows (rows padded with zeros, split across threads)', () => {
-        let seed = 10;
-        for (const [rows, cols] of [[8, 4], [13, 36], [96, 1024], [40, 2048]] as const) {
-          const w = randArray(rows * cols, seed++), x = randArray(cols, seed++);
-          const padded = Math.ceil(rows / 8) * 8;
-          const pW = put(k, toPanels(w, rows, cols)), pX = put(k, x), pY = put(k, new Float32Array(padded + 1).fill(Number.NaN));
-          k.heap.f32(pY + padded * 4, 1)[0] = 42;
-          k.gemvPanels(pW, padded, cols, pX, pY);
-          checkClose(k.heap.f32(pY, rows), refProduct(rows, 1, cols, (i, c) => w[i * cols + c], (c) => x[c]), `gemvPanels ${rows}x${cols}`);
-          for (let i = rows; i < padded; i++) assert.equal(k.heap.f32(pY, padded)[i], 0, `padded row ${i}`);
-          assert.equal(k.heap.f32(pY + padded * 4, 1)[0], 42, 'wrote past y');
-          for (const p of [pW, pX, pY]) k.heap.free(p);
+  test('screenQuantize: |uq| <= qmax, and the norms it reports bound the true ones from above, tightly', () => {
+    const k = kernels();
+    for (const [r, seed, scale] of [[96, 1, 1], [32, 2, 1e-30], [5, 3, 1e30], [1, 4, -3]] as const) {
+      const u = gauss(r, seed, scale);
+      const qmax = screenQmax(r);
+      const pU = put(k, u), pUq = put(k, new Uint32Array(Math.ceil(r / 8) * 4)), pInfo = put(k, new Float64Array(4));
+      k.screenQuantize(pU, r, qmax, pUq, pInfo);
+      const info = new Float64Array(4);
+      new Uint8Array(info.buffer).set(new Uint8Array(k.heap.memories[0].buffer, pInfo, 32));
+      const words = k.heap.i32(pUq, Math.ceil(r / 2));
+      let uu = 0, dd = 0, qq = 0;
+      for (let i = 0; i < r; i++) {
+        const q = (words[i >> 1] << (i & 1 ? 0 : 16)) >> 16;
+        assert.ok(Math.abs(q) <= qmax, `|uq[${i}]| = ${Math.abs(q)} > qmax ${qmax}`);
+        const dv = u[i] - info[0] * q;
+        assert.ok(Math.abs(dv) <= info[0] / 2 * (1 + 1e-12), `u[${i}] rounded to the nearest step`);
+        uu += u[i] * u[i]; dd += dv * dv; qq += q * q;
+      }
+      assert.equal(Math.fround(info[0]), info[0], 'uScale is a float32');
+      const within = (got: number, want: number, what: string): void => {
+        assert.ok(got >= want && got <= want * (1 + 1e-5) + 1e-300, `${what}: ${got} vs ${want}`);
+      };
+      within(info[1], Math.sqrt(uu), '‖u‖');
+      within(info[2], Math.sqrt(dd), '‖du‖');
+      within(info[3], info[0] * Math.sqrt(qq), 'uScale·‖uq‖');
+      for (const p of [pU, pUq, pInfo]) k.heap.free(p);
+    }
+  });
+
+  test('screened logits stay within the bound the choice rests on (random, skewed and spiky data)', () => {
+    const k = kernels();
+    let seed = 40;
+    for (const [r, dff, N, kind] of [[96, 1024, 64, 'gauss'], [32, 512, 256, 'skewed'], [7, 60, 6, 'spiky'], [16, 64, 16, 'gauss']] as const) {
+      const c2 = gauss(r * dff, seed++), u = gauss(r, seed++), bias = gauss(dff, seed++, 0.1);
+      if (kind === 'skewed') for (let i = 0; i < r * dff; i++) c2[i] *= 2 ** ((i % 41) - 20);
+      if (kind === 'spiky') { u.fill(1e-3); u[3] = 50; }
+      const sc = buildScreen(c2, bias, r, dff, N);
+      assert.ok(sc);
+      const got = runScreen(k, sc, bias, u, N, dff);
+      const want = exactChoice(c2, bias, u, r, dff, N);
+      const [, unorm, dnorm, qnorm] = got.info;
+      for (let b = 0; b < dff / N; b++) {
+        const [A, B, C] = [sc.margin[3 * b], sc.margin[3 * b + 1], sc.margin[3 * b + 2]];
+        const e = (unorm * A + dnorm * B + 2 ** -21 * (C + qnorm * B)) * (1 + 2 ** -10) + 1e-30;
+        for (let j = b * N; j < (b + 1) * N; j++) {
+          assert.ok(Math.abs(got.s[j] - want.l[j]) <= e, `${kind}: |s - l| = ${Math.abs(got.s[j] - want.l[j])} > e = ${e} at neuron ${j}`);
         }
-        assert.throws(() => k.gemvPanels(0, 12, 8, 0, 0), /multiple of 8/);
-        assert.throws(() => toPanels(new Float32Array(8 * 6), 8, 6), /multiple of 4/);
-      });
+      }
+      assert.deepEqual(Array.from(got.idx), want.idx, `${kind}: choices`);
+    }
+  });
 
-      test('pairDotI16 sums integer products exactly, at the largest magnitudes the bound allows (no int32 overflow)', () => {
-        // Integer columns whose largest entry is ±qmax have colScale 1 and cq = C2; an
-        // integer u whose largest entry is ±qmax has uScale 1 and uq = u. The screened
-        // logit is then bias + the exact integer sum, which a float64 reference holds exactly.
-        let seed = 20;
-        for (const [r, dff, N] of [[1, 8, 4], [8, 16, 8], [17, 100, 10], [96, 6144, 64], [32, 256, 256]] as const) {
-          const qmax = screenQmax(r);
-          const g = rng(seed++);
-          const c2 = new Float32Array(r * dff), u = new Float32Array(r);
-          // r = 8: u all ±qmax, so column 0's sum is r·qmax², the largest there can be.
-          for (let i = 0; i < r; i++) u[i] = i === 0 || r === 8 ? (i % 2 === 0 ? qmax : -qmax) : Math.round((2 * g() - 1) * qmax);
-          for (let j = 0; j < dff; j++) {
-            for (let i = 0; i < r; i++) c2[i * dff + j] = j % 7 === 0 ? (i % 2 === 0 ? qmax : -qmax) * Math.sign(u[i] || 1) : Math.round((2 * g() - 1) * qmax);
-            c2[(j % r) * dff + j] = j % 2 === 0 ? qmax : -qmax;
-          }
-          for (let i = 0; i < r; i++) if (u[i] === 0) u[i] = 1;
-          const bias = new Float32Array(dff);
-          const sc = buildScreen(c2, bias, r, dff, N);
-          assert.ok(sc);
-          const got = runScreen(k, sc, bias, u, N, dff);
-          assert.equal(got.info[0], 1, 'uScale');
-          const want = exactChoice(c2, bias, u, r, dff, N);
-          for (let j = 0; j < dff; j++) {
-            assert.ok(Math.abs(want.l[j]) < 2 ** 31, 'the reference sum fits an int32');
-            assert.equal(got.s[j], Math.fround(want.l[j]), `r ${r}: screened logit ${j}`);
-          }
-          assert.deepEqual(Array.from(got.idx), want.idx, `r ${r}: choices`);
+  test('random controllers: the exact choice, and the screen recomputes only a few neurons', () => {
+    const k = kernels();
+    let seed = 60;
+    for (const [r, dff, N] of [[96, 6144, 64], [32, 4096, 256], [16, 48, 8], [5, 18, 6], [9, 8, 1]] as const) {
+      let recomputed = 0;
+      for (let t = 0; t < 4; t++) {
+        recomputed += checkChoice(k, gauss(r * dff, seed++), gauss(dff, seed++, 0.2), gauss(r, seed++), r, dff, N, `r ${r}, d_ff ${dff}, N ${N}, trial ${t}`);
+      }
+      // A screen that recomputes everything would still choose right; this is what it is for.
+      if (N > 1) assert.ok(recomputed <= 0.05 * 4 * dff, `recomputed ${recomputed} of ${4 * dff}`);
+    }
+  });
+
+  test('ties and near-ties the 16-bit weights cannot see: exact ties go to the lower index, one-ulp differences to the larger', () => {
+    const k = kernels();
+    const r = 24, N = 16, dff = 6 * N, seed = 80;
+    const u = gauss(r, seed);
+    const base = gauss(r * dff, seed + 1), bias = new Float32Array(dff);
+    const col = (j: number): Float32Array => Float32Array.from({ length: r }, (_, i) => base[i * dff + j]);
+    const setCol = (c2: Float32Array, j: number, v: Float32Array): void => { for (let i = 0; i < r; i++) c2[i * dff + j] = v[i]; };
+    // The block's best column, found exactly, copied or nudged elsewhere in the block.
+    const c2 = base.slice();
+    const best = exactChoice(c2, bias, u, r, dff, N).idx;
+    // Block 0: an exact copy of the best column placed elsewhere -> the lower of the two wins.
+    const copyAt = best[0] === 0 ? 1 : 0;
+    setCol(c2, copyAt, col(best[0]));
+    // Block 1: a copy one ulp larger in its largest-|u| weight, after the best -> the copy wins.
+    const big = u.reduce((m, v, i) => (Math.abs(v) > Math.abs(u[m]) ? i : m), 0);
+    const nudge = (v: Float32Array, up: boolean): Float32Array => {
+      const w = v.slice(), bits = new Uint32Array(w.buffer);
+      const grow = (u[big] > 0) === up;
+      // One ulp away from zero grows |w|, toward zero shrinks it (w[big] is nonzero here).
+      bits[big] += (grow === (w[big] > 0)) ? 1 : -1;
+      return w;
+    };
+    const after1 = best[1] === 2 * N - 1 ? N : best[1] + 1;
+    setCol(c2, after1, nudge(col(best[1]), true));
+    // Block 2: a copy one ulp smaller elsewhere in the block -> the original still wins.
+    const other2 = best[2] === 2 * N ? 2 * N + 1 : 2 * N;
+    setCol(c2, other2, nudge(col(best[2]), false));
+    // Block 3: every column equal -> the first.
+    for (let j = 3 * N; j < 4 * N; j++) setCol(c2, j, col(3 * N));
+    // Block 4: zero weights, the bias decides, with a tie between two maxima.
+    for (let j = 4 * N; j < 5 * N; j++) { setCol(c2, j, new Float32Array(r)); bias[j] = (j % 5) * 0.25; }
+    // Block 5: columns 2^±40 apart in scale.
+    for (let j = 5 * N; j < 6 * N; j++) setCol(c2, j, col(j).map((v) => v * 2 ** (((j * 7) % 81) - 40)));
+    const want = exactChoice(c2, bias, u, r, dff, N);
+    const sc = buildScreen(c2, bias, r, dff, N);
+    assert.ok(sc);
+    const got = runScreen(k, sc, bias, u, N, dff);
+    assert.deepEqual(Array.from(got.idx), want.idx, 'choices');
+    assert.equal(got.idx[0], Math.min(copyAt, best[0]), 'an exact tie: the lower index');
+    assert.equal(got.idx[1], after1, 'the one-ulp-larger copy wins');
+    assert.equal(got.idx[2], best[2], 'the one-ulp-smaller copy loses');
+    assert.equal(got.idx[3], 3 * N, 'all equal: the first');
+    assert.ok(got.recomputed >= 2 * 3 + N, `the tied blocks were recomputed (${got.recomputed})`);
+  });
+
+  test('near-ties at the size of the quantization step: the screen must not decide them (400 blocks)', () => {
+    const k = kernels();
+    // Two leading neurons per block whose weights differ by about one int16 step: their
+    // exact logits are close, and the screened ones are about as often in the wrong
+    // order as in the right one. Only the error bound keeps both as candidates.
+    const r = 24, N = 8, nb = 400, dff = N * nb, qmax = screenQmax(r);
+    const g = rng(95);
+    const c2 = new Float32Array(r * dff), bias = new Float32Array(dff), u = gauss(r, 96);
+    for (let b = 0; b < nb; b++) {
+      const a = gauss(r, 1000 + b);
+      const step = Math.max(...a.map(Math.abs)) / qmax;
+      const j1 = b * N + (b % N), j2 = b * N + ((b + 3) % N);
+      for (let j = b * N; j < (b + 1) * N; j++) {
+        for (let i = 0; i < r; i++) {
+          const v = j === j1 ? a[i] : j === j2 ? a[i] + step * (g() - 0.5) * 2 : 0.3 * a[i] * (g() - 0.5);
+          c2[i * dff + j] = v;
         }
-      });
+      }
+    }
+    const got = checkChoice(k, c2, bias, u, r, dff, N, 'near-ties');
+    // Most blocks' leaders are closer than the bound (this case exercises the recomputation).
+    assert.ok(got >= nb / 2, `recomputed ${got} neurons in ${nb} blocks`);
+  });
 
-      test('screenQuantize: |uq| <= qmax, and the norms it reports bound the true ones from above, tightly', () => {
-        for (const [r, seed, scale] of [[96, 1, 1], [32, 2, 1e-30], [5, 3, 1e30], [1, 4, -3]] as const) {
-          const u = gauss(r, seed, scale);
-          const qmax = screenQmax(r);
-          const pU = put(k, u), pUq = put(k, new Uint32Array(Math.ceil(r / 8) * 4)), pInfo = put(k, new Float64Array(4));
-          k.screenQuantize(pU, r, qmax, pUq, pInfo);
-          const info = new Float64Array(4);
-          new Uint8Array(info.buffer).set(new Uint8Array(k.heap.memories[0].buffer, pInfo, 32));
-          const words = k.heap.i32(pUq, Math.ceil(r / 2));
-          let uu = 0, dd = 0, qq = 0;
-          for (let i = 0; i < r; i++) {
-            const q = (words[i >> 1] << (i & 1 ? 0 : 16)) >> 16;
-            assert.ok(Math.abs(q) <= qmax, `|uq[${i}]| = ${Math.abs(q)} > qmax ${qmax}`);
-            const dv = u[i] - info[0] * q;
-            assert.ok(Math.abs(dv) <= info[0] / 2 * (1 + 1e-12), `u[${i}] rounded to the nearest step`);
-            uu += u[i] * u[i]; dd += dv * dv; qq += q * q;
-          }
-          assert.equal(Math.fround(info[0]), info[0], 'uScale is a float32');
-          const within = (got: number, want: number, what: string): void => {
-            assert.ok(got >= want && got <= want * (1 + 1e-5) + 1e-300, `${what}: ${got} vs ${want}`);
-          };
-          within(info[1], Math.sqrt(uu), '‖u‖');
-          within(info[2], Math.sqrt(dd), '‖du‖');
-          within(info[3], info[0] * Math.sqrt(qq), 'uScale·‖uq‖');
-          for (const p of [pU, pUq, pInfo]) k.heap.free(p);
-        }
-      });
-
-      test('screened logits stay within the bound the choice rests on (random, skewed and spiky data)', () => {
-        let seed = 40;
-        for (const [r, dff, N, kind] of [[96, 1024, 64, 'gauss'], [32, 512, 256, 'skewed'], [7, 60, 6, 'spiky'], [16, 64, 16, 'gauss']] as const) {
-          const c2 = gauss(r * dff, seed++), u = gauss(r, seed++), bias = gauss(dff, seed++, 0.1);
-          if (kind === 'skewed') for (let i = 0; i < r * dff; i++) c2[i] *= 2 ** ((i % 41) - 20);
-          if (kind === 'spiky') { u.fill(1e-3); u[3] = 50; }
-          const sc = buildScreen(c2, bias, r, dff, N);
-          assert.ok(sc);
-          const got = runScreen(k, sc, bias, u, N, dff);
-          const want = exactChoice(c2, bias, u, r, dff, N);
-          const [, unorm, dnorm, qnorm] = got.info;
-          for (let b = 0; b < dff / N; b++) {
-            const [A, B, C] = [sc.margin[3 * b], sc.margin[3 * b + 1], sc.margin[3 * b + 2]];
-            const e = (unorm * A + dnorm * B + 2 ** -21 * (C + qnorm * B)) * (1 + 2 ** -10) + 1e-30;
-            for (let j = b * N; j < (b + 1) * N; j++) {
-              assert.ok(Math.abs(got.s[j] - want.l[j]) <= e, `${kind}: |s - l| = ${Math.abs(got.s[j] - want.l[j])} > e = ${e} at neuron ${j}`);
-            }
-          }
-          assert.deepEqual(Array.from(got.idx), want.idx, `${kind}: choices`);
-        }
-      });
-
-      test('random controllers: the exact choice, and the screen recomputes only a few neurons', () => {
-        let seed = 60;
-        for (const [r, dff, N] of [[96, 6144, 64], [32, 4096, 256], [16, 48, 8], [5, 18, 6], [9, 8, 1]] as const) {
-          let recomputed = 0;
-          for (let t = 0; t < 4; t++) {
-            recomputed += checkChoice(k, gauss(r * dff, seed++), gauss(dff, seed++, 0.2), gauss(r, seed++), r, dff, N, `r ${r}, d_ff ${dff}, N ${N}, trial ${t}`);
-          }
-          // A screen that recomputes everything would still choose right; this is what it is for.
-          if (N > 1) assert.ok(recomputed <= 0.05 * 4 * dff, `recomputed ${recomputed} of ${4 * dff}`);
-        }
-      });
-
-      test('ties and near-ties the 16-bit weights cannot see: exact ties go to the lower index, one-ulp differences to the larger', () => {
-        const r = 24, N = 16, dff = 6 * N, seed = 80;
-        const u = gauss(r, seed);
-        const base = gauss(r * dff, seed + 1), bias = new Float32Array(dff);
-        const col = (j: number): Float32Array => Float32Array.from({ length: r }, (_, i) => base[i * dff + j]);
-        const setCol = (c2: Float32Array, j: number, v: Float32Array): void => { for (let i = 0; i < r; i++) c2[i * dff + j] = v[i]; };
-        // The block's best column, found exactly, copied or nudged elsewhere in the block.
-        const c2 = base.slice();
-        const best = exactChoice(c2, bias, u, r, dff, N).idx;
-        // Block 0: an exact copy of the best column placed elsewhere -> the lower of the two wins.
-        const copyAt = best[0] === 0 ? 1 : 0;
-        setCol(c2, copyAt, col(best[0]));
-        // Block 1: a copy one ulp larger in its largest-|u| weight, after the best -> the copy wins.
-        const big = u.reduce((m, v, i) => (Math.abs(v) > Math.abs(u[m]) ? i : m), 0);
-        const nudge = (v: Float32Array, up: boolean): Float32Array => {
-          const w = v.slice(), bits = new Uint32Array(w.buffer);
-          const grow = (u[big] > 0) === up;
-          // One ulp away from zero grows |w|, toward zero shrinks it (w[big] is nonzero here).
-          bits[big] += (grow === (w[big] > 0)) ? 1 : -1;
-          return w;
-        };
-        const after1 = best[1] === 2 * N - 1 ? N : best[1] + 1;
-        setCol(c2, after1, nudge(col(best[1]), true));
-        // Block 2: a copy one ulp smaller elsewhere in the block -> the original still wins.
-        const other2 = best[2] === 2 * N ? 2 * N + 1 : 2 * N;
-        setCol(c2, other2, nudge(col(best[2]), false));
-        // Block 3: every column equal -> the first.
-        for (let j = 3 * N; j < 4 * N; j++) setCol(c2, j, col(3 * N));
-        // Block 4: zero weights, the bias decides, with a tie between two maxima.
-        for (let j = 4 * N; j < 5 * N; j++) { setCol(c2, j, new Float32Array(r)); bias[j] = (j % 5) * 0.25; }
-        // Block 5: columns 2^±40 apart in scale.
-        for (let j = 5 * N; j < 6 * N; j++) setCol(c2, j, col(j).map((v) => v * 2 ** (((j * 7) % 81) - 40)));
-        const want = exactChoice(c2, bias, u, r, dff, N);
-        const sc = buildScreen(c2, bias, r, dff, N);
-        assert.ok(sc);
-        const got = runScreen(k, sc, bias, u, N, dff);
-        assert.deepEqual(Array.from(got.idx), want.idx, 'choices');
-        assert.equal(got.idx[0], Math.min(copyAt, best[0]), 'an exact tie: the lower index');
-        assert.equal(got.idx[1], after1, 'the one-ulp-larger copy wins');
-        assert.equal(got.idx[2], best[2], 'the one-ulp-smaller copy loses');
-        assert.equal(got.idx[3], 3 * N, 'all equal: the first');
-        assert.ok(got.recomputed >= 2 * 3 + N, `the tied blocks were recomputed (${got.recomputed})`);
-      });
-
-      test('near-ties at the size of the quantization step: the screen must not decide them (400 blocks)', () => {
-        // Two leading neurons per block whose weights differ by about one int16 step: their
-        // exact logits are close, and the screened ones are about as often in the wrong
-        // order as in the right one. Only the error bound keeps both as candidates.
-        const r = 24, N = 8, nb = 400, dff = N * nb, qmax = screenQmax(r);
-        const g = rng(95);
-        const c2 = new Float32Array(r * dff), bias = new Float32Array(dff), u = gauss(r, 96);
-        for (let b = 0; b < nb; b++) {
-          const a = gauss(r, 1000 + b);
-          const step = Math.max(...a.map(Math.abs)) / qmax;
-          const j1 = b * N + (b % N), j2 = b * N + ((b + 3) % N);
-          for (let j = b * N; j < (b + 1) * N; j++) {
-            for (let i = 0; i < r; i++) {
-              const v = j === j1 ? a[i] : j === j2 ? a[i] + step * (g() - 0.5) * 2 : 0.3 * a[i] * (g() - 0.5);
-              c2[i * dff + j] = v;
-            }
-          }
-        }
-        const got = checkChoice(k, c2, bias, u, r, dff, N, 'near-ties');
-        // Most blocks' leaders are closer than the bound (this case exercises the recomputation).
-        assert.ok(got >= nb / 2, `recomputed ${got} neurons in ${nb} blocks`);
-      });
-
-      test('u of zeros, and u with a NaN or an infinity, choose as the exact logits do', () => {
-        const r = 12, N = 8, dff = 32;
-        const c2 = gauss(r * dff, 90), bias = gauss(dff, 91);
-        bias[5] = bias[2]; // a tie for u = 0
-        checkChoice(k, c2, bias, new Float32Array(r), r, dff, N, 'u = 0');
-        for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
-          const u = gauss(r, 92);
-          u[4] = bad;
-          const sc = buildScreen(c2, bias, r, dff, N);
-          assert.ok(sc);
-          const got = runScreen(k, sc, bias, u, N, dff);
-          assert.deepEqual(Array.from(got.idx), exactChoice(c2, bias, u, r, dff, N).idx, `u[4] = ${bad}`);
-          assert.equal(got.recomputed, dff, 'every neuron recomputed');
-        }
-      });
-    });
-  }
-}
+  test('u of zeros, and u with a NaN or an infinity, choose as the exact logits do', () => {
+    const k = kernels();
+    const r = 12, N = 8, dff = 32;
+    const c2 = gauss(r * dff, 90), bias = gauss(dff, 91);
+    bias[5] = bias[2]; // a tie for u = 0
+    checkChoice(k, c2, bias, new Float32Array(r), r, dff, N, 'u = 0');
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      const u = gauss(r, 92);
+      u[4] = bad;
+      const sc = buildScreen(c2, bias, r, dff, N);
+      assert.ok(sc);
+      const got = runScreen(k, sc, bias, u, N, dff);
+      assert.deepEqual(Array.from(got.idx), exactChoice(c2, bias, u, r, dff, N).idx, `u[4] = ${bad}`);
+      assert.equal(got.recomputed, dff, 'every neuron recomputed');
+    }
+  });
+});
 
 describe('buildScreen', () => {
   test('qmax keeps r int16 products inside an int32', () => {

@@ -107,7 +107,7 @@ interface LayerW {
   // a multiple of 4: one contiguous stream), c_bias [d_ff], and C2 either as its screen (the
   // default: screen.ts) or, with multiply_by_controller (which needs every logit) or
   // weights the screen cannot scale, c2 [r, d_ff] as in the checkpoint (r long rows).
-  c1: Buf | null; c1Panels: boolean; c2: Buf | null; cBias: Buf | null; screen: ScreenBufs | null;
+  c1: Buf | null; c2: Buf | null; cBias: Buf | null; screen: ScreenBufs | null;
   // KV cache [maxContext, Hkv·hd], position-major: attention reads positions 0..T-1 of
   // all heads as one contiguous stream (head-major [Hkv, ctx, hd] made it 2·Hkv short
   // streams, cold at 5.6 GB/s: 37 µs per 800m layer at T = 26 against 8 hot).
@@ -177,6 +177,8 @@ export class DecodeEngine {
    * the wasm gemv's row dot products.
    */
   private readonly inputMajor: boolean;
+  /** Sparse FF's C1ᵀ is in gemvPanels' layout (needs d a multiple of 4; LayerW.c1). */
+  private readonly c1Panels: boolean;
   /** Every heap block the engine placed: (address, bytes). */
   private allocated: Array<{ p: number; bytes: number }> = [];
   /** The sum touchPages() read (kept so its reads are not optimised away). */
@@ -236,6 +238,7 @@ export class DecodeEngine {
     this.skipZeros = opts.skipZeros ?? true;
     this.kernels = opts.kernels ?? createKernels({ threads: opts.threads });
     this.inputMajor = this.kernels.blasGemv;
+    this.c1Panels = c.d_model % 4 === 0;
     const der = derived(c);
     const d = (this.d = c.d_model);
     const hd = (this.hd = der.head_dim);
@@ -351,7 +354,7 @@ export class DecodeEngine {
             ? MV(dff, { data: swiglu ? get(`${b}.ffn.w_down`) : get(`${b}.ffn.w2`), cols: d })
             : W(swiglu ? get(`${b}.ffn.w_down`) : get(`${b}.ffn.w2`)),
           b2: Wopt(opt(`${b}.ffn.b2`)), ffLd: interleave ? 2 * d : d,
-          c1: null, c1Panels: false,
+          c1: null,
           c2: null, cBias: null, screen: null,
           k: this.alloc(Hkv * maxContext * hd), v: this.alloc(Hkv * maxContext * hd),
           topk: c.ffn === 'topk' ? der.topk_per_layer[l] : 0,
@@ -360,8 +363,7 @@ export class DecodeEngine {
         if (interleave) lw.w2 = { p: lw.w1.p + d * 4, v: lw.w1.v.subarray(d) };
         if (c.ffn === 'sparse') {
           const r = c.sparse_lowrank, c1 = get(`${b}.ffn.c1`);
-          lw.c1Panels = d % 4 === 0;
-          if (lw.c1Panels) {
+          if (this.c1Panels) {
             const c1t = new Float32Array(r * d);
             for (let i = 0; i < r; i++) for (let j = 0; j < d; j++) c1t[i * d + j] = c1[j * r + i];
             lw.c1 = W(toPanels(c1t, r, d));
@@ -883,7 +885,7 @@ export class DecodeEngine {
    */
   private sparseFF(lw: LayerW): void {
     const c = this.config, d = this.d, dff = c.d_ff, r = c.sparse_lowrank, N = c.sparse_block, nb = dff / N;
-    if (lw.c1Panels) this.kernels.gemvPanels((lw.c1 as Buf).p, Math.ceil(r / 8) * 8, d, this.xb.p, this.low.p);
+    if (this.c1Panels) this.kernels.gemvPanels((lw.c1 as Buf).p, Math.ceil(r / 8) * 8, d, this.xb.p, this.low.p);
     else this.kernels.gemv((lw.c1 as Buf).p, r, d, this.xb.p, this.low.p);
     const l = this.ctrl.v, idx = this.idx.v, coef = this.coef.v;
     const mult = c.sparse_multiply_by_controller;

@@ -763,7 +763,8 @@ class Kernels implements CpuKernels {
     checkInt('nb', nb); checkInt('N', N); checkInt('r', r);
     if (N < 1) throw new RangeError(`cpu kernels: screenArgmax needs N >= 1, got ${N}`);
     const n = nb * N, m = memoryOf(pC2t);
-    this.begin(m, (4 * n + 7 * nb + 8 + r) * 4);
+    // Eight staged operands: begin() covers the 64-byte rounding of four, the last 256 bytes the rest.
+    this.begin(m, (4 * n + 7 * nb + 8 + r) * 4 + 256);
     const acc = this.place(pAcc, n * 4, true, false), scale = this.place(pColScale, n * 4, true, false);
     const bias = this.place(pBias, n * 4, true, false), sc = this.place(pS, n * 4, false, true);
     const idx = this.place(pIdx, nb * 4, false, true), margin = this.place(pMargin, nb * 24, true, false);

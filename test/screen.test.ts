@@ -8,13 +8,18 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkClose, describeEachWasmBuild, randArray, refProduct, rng } from './helpers.js';
-import { toPanels, type CpuKernels } from '../src/backends/cpu/kernels.js';
+import { createKernels, memoryOf, offsetOf, toPanels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 import { buildScreen, screenQmax, type ControllerScreen } from '../src/decode/screen.js';
+
+/** The bytes of the heap block at address p (in whichever wasm memory holds it). */
+function bytesAt(k: CpuKernels, p: number, n: number): Uint8Array {
+  return new Uint8Array(k.heap.memories[memoryOf(p)].buffer, offsetOf(p), n);
+}
 
 /** Copies `data` into a fresh heap block and returns its address. */
 function put(k: CpuKernels, data: Float32Array | Int32Array | Uint32Array | Float64Array): number {
   const p = k.heap.alloc(Math.max(4, data.byteLength), 64);
-  new Uint8Array(k.heap.memories[0].buffer, p, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  bytesAt(k, p, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   return p;
 }
 
@@ -35,10 +40,16 @@ function exactChoice(c2: Float32Array, bias: Float32Array, u: Float32Array, r: n
   return { l, idx };
 }
 
-/** Runs the whole screen (quantize, integer products, screened argmax) on the heap; returns the choices, the screened logits and the recomputed count. */
-function runScreen(k: CpuKernels, sc: ControllerScreen, c2Bias: Float32Array, u: Float32Array, N: number, dff: number): { idx: Int32Array; s: Float32Array; info: Float64Array; recomputed: number } {
+/**
+ * Runs the whole screen (quantize, integer products, screened argmax) on the heap; returns
+ * the choices, the screened logits and the recomputed count. C2ᵀ goes to `pC2t` when
+ * given (already filled), else to a fresh block.
+ */
+function runScreen(k: CpuKernels, sc: ControllerScreen, c2Bias: Float32Array, u: Float32Array, N: number, dff: number,
+  given?: number): { idx: Int32Array; s: Float32Array; info: Float64Array; recomputed: number } {
   const nb = dff / N, r = sc.r;
-  const pP = put(k, sc.panels), pScale = put(k, sc.colScale), pC2t = put(k, sc.c2t), pMargin = put(k, sc.margin), pBias = put(k, c2Bias);
+  const pC2t = given ?? put(k, sc.c2t);
+  const pP = put(k, sc.panels), pScale = put(k, sc.colScale), pMargin = put(k, sc.margin), pBias = put(k, c2Bias);
   const pU = put(k, u), pUq = put(k, new Uint32Array(4 * sc.groups)), pInfo = put(k, new Float64Array(4));
   const pAcc = put(k, new Int32Array(sc.cols)), pS = put(k, new Float32Array(dff)), pIdx = put(k, new Int32Array(nb).fill(-7));
   try {
@@ -46,10 +57,11 @@ function runScreen(k: CpuKernels, sc: ControllerScreen, c2Bias: Float32Array, u:
     k.pairDotI16(pP, sc.groups, sc.cols, pUq, pAcc);
     const recomputed = k.screenArgmax(pAcc, pScale, pBias, pS, pIdx, nb, N, pMargin, pInfo, pC2t, r, pU);
     const info = new Float64Array(4);
-    new Uint8Array(info.buffer).set(new Uint8Array(k.heap.memories[0].buffer, pInfo, 32));
+    new Uint8Array(info.buffer).set(bytesAt(k, pInfo, 32));
     return { idx: Int32Array.from(k.heap.i32(pIdx, nb)), s: Float32Array.from(k.heap.f32(pS, dff)), info, recomputed };
   } finally {
-    for (const p of [pP, pScale, pC2t, pMargin, pBias, pU, pUq, pInfo, pAcc, pS, pIdx]) k.heap.free(p);
+    for (const p of [pP, pScale, pMargin, pBias, pU, pUq, pInfo, pAcc, pS, pIdx]) k.heap.free(p);
+    if (given === undefined) k.heap.free(pC2t);
   }
 }
 
@@ -266,6 +278,42 @@ describeEachWasmBuild('controller screen', (kernels) => {
       const got = runScreen(k, sc, bias, u, N, dff);
       assert.deepEqual(Array.from(got.idx), exactChoice(c2, bias, u, r, dff, N).idx, `u[4] = ${bad}`);
       assert.equal(got.recomputed, dff, 'every neuron recomputed');
+    }
+  });
+});
+
+describe('controller screen across wasm memories', () => {
+  test('C2ᵀ in another memory than the other operands: all eight are staged, and the choice is the same', () => {
+    // 12 MiB memories (the kernels' own scratch needs a few): fillers take memory 0 until
+    // one opens memory 1, where C2ᵀ then goes; the fillers in memory 0 are freed, and
+    // every other operand lands there.
+    const k = createKernels({ threads: 2, blas: false, memoryBytes: 12 * 2 ** 20 });
+    try {
+      const r = 24, N = 64, dff = 2048;
+      const c2 = gauss(r * dff, 120), bias = gauss(dff, 121, 0.2), u = gauss(r, 122);
+      // Every third block's leader copied to another of its neurons (an exact tie), so the
+      // exact recomputation reads C2ᵀ across memories.
+      const best = exactChoice(c2, bias, u, r, dff, N).idx;
+      for (let b = 0; b < dff / N; b += 3) {
+        const to = best[b] === b * N ? b * N + 1 : b * N;
+        for (let i = 0; i < r; i++) c2[i * dff + to] = c2[i * dff + best[b]];
+        bias[to] = bias[best[b]];
+      }
+      const sc = buildScreen(c2, bias, r, dff, N);
+      assert.ok(sc);
+      const fillers: number[] = [];
+      while (fillers.length === 0 || memoryOf(fillers[fillers.length - 1]) === 0) fillers.push(k.heap.alloc(64 * 1024)); // smaller than C2ᵀ (192 KB)
+      const pC2t = put(k, sc.c2t);
+      for (const f of fillers) k.heap.free(f);
+      const got = runScreen(k, sc, bias, u, N, dff, pC2t);
+      assert.equal(memoryOf(pC2t), 1, 'C2ᵀ in memory 1');
+      const probe = k.heap.alloc(64);
+      assert.equal(memoryOf(probe), 0, 'the other operands in memory 0');
+      k.heap.free(probe);
+      assert.deepEqual(Array.from(got.idx), exactChoice(c2, bias, u, r, dff, N).idx, 'choices');
+      assert.ok(got.recomputed >= 2 * Math.ceil(dff / N / 3), `recomputed ${got.recomputed}`);
+    } finally {
+      k.dispose();
     }
   });
 });

@@ -7,7 +7,7 @@
 // huge and tiny scales), and the error bound the choice rests on is checked directly.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkClose, describeEachWasmBuild, randArray, refProduct, rng } from './helpers.js';
+import { checkClose, describeEachWasmBuild, normalData, randArray, refProduct, rng } from './helpers.js';
 import { createKernels, memoryOf, offsetOf, toPanels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 import { buildScreen, screenQmax, type ControllerScreen } from '../src/decode/screen.js';
 
@@ -65,10 +65,9 @@ function runScreen(k: CpuKernels, sc: ControllerScreen, c2Bias: Float32Array, u:
   }
 }
 
-/** Gaussian-ish float32 data (sum of uniforms), scaled. */
+/** Seeded normal float32 data, scaled. */
 function gauss(n: number, seed: number, scale = 1): Float32Array {
-  const r = rng(seed);
-  return Float32Array.from({ length: n }, () => scale * (r() + r() + r() - 1.5) * 2);
+  return Float32Array.from(normalData([n], seed, scale));
 }
 
 function checkChoice(k: CpuKernels, c2: Float32Array, bias: Float32Array, u: Float32Array, r: number, dff: number, N: number, what: string): number {

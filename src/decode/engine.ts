@@ -56,6 +56,25 @@ import { SparselmError } from '../tensor/errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { buildScreen } from './screen.js';
 
+/**
+ * out[o + j·stride + i] = data[i·cols + j] for i < rows, j < cols: the transpose of data
+ * [rows, cols], its row j at o + j·stride. In 64x64 tiles: a 2.4 GB matrix (17B-class
+ * W1) transposed element by element misses the cache on every read.
+ */
+function transposeInto(out: Float32Array, o: number, stride: number, data: Float32Array, rows: number, cols: number): void {
+  const T = 64;
+  for (let j0 = 0; j0 < cols; j0 += T) {
+    const j1 = Math.min(cols, j0 + T);
+    for (let i0 = 0; i0 < rows; i0 += T) {
+      const i1 = Math.min(rows, i0 + T);
+      for (let j = j0; j < j1; j++) {
+        const oj = o + j * stride;
+        for (let i = i0; i < i1; i++) out[oj + i] = data[i * cols + j];
+      }
+    }
+  }
+}
+
 /** The most bytes of the next layer's Sparse QKV weights worth prefetching during an FF (see where it is used). */
 const ATTN_PREFETCH_MAX = 4 << 20;
 
@@ -279,41 +298,23 @@ export class DecodeEngine {
         return b;
       };
       // Store the transpose of `data` [rows, cols] as [cols, rows]; several matrices with the same rows are stacked.
-      // In 64x64 tiles: a 2.4 GB matrix (17B-class W1) transposed element by element misses the cache on every read.
       const WT = (rows: number, ...mats: { data: Float32Array; cols: number }[]): Buf => {
         const total = mats.reduce((s, m) => s + m.cols, 0);
         const b = this.alloc(rows * total);
-        const out = b.v, T = 64;
         let base = 0;
         for (const { data, cols } of mats) {
-          for (let j0 = 0; j0 < cols; j0 += T) {
-            const j1 = Math.min(cols, j0 + T);
-            for (let i0 = 0; i0 < rows; i0 += T) {
-              const i1 = Math.min(rows, i0 + T);
-              for (let j = j0; j < j1; j++) {
-                const o = (base + j) * rows;
-                for (let i = i0; i < i1; i++) out[o + i] = data[i * cols + j];
-              }
-            }
-          }
+          transposeInto(b.v, base * rows, rows, data, rows, cols);
           base += cols;
         }
         this.weightBytes += rows * total * 4;
         return b;
       };
       // Sparse FF's W1 [d, d_ff] and W2 [d_ff, d] as [d_ff][2][d]: row 2j = column j of W1,
-      // row 2j+1 = row j of W2 (the transpose in 64x64 tiles, as WT).
+      // row 2j+1 = row j of W2.
       const interleaved = (w1: Float32Array, w2: Float32Array): Buf => {
         const b = this.alloc(2 * dff * d);
-        const out = b.v, T = 64;
-        for (let j0 = 0; j0 < dff; j0 += T) {
-          const j1 = Math.min(dff, j0 + T);
-          for (let i0 = 0; i0 < d; i0 += T) {
-            const i1 = Math.min(d, i0 + T);
-            for (let j = j0; j < j1; j++) for (let i = i0; i < i1; i++) out[2 * j * d + i] = w1[i * dff + j];
-          }
-          for (let j = j0; j < j1; j++) out.set(w2.subarray(j * d, (j + 1) * d), (2 * j + 1) * d);
-        }
+        transposeInto(b.v, 0, 2 * d, w1, d, dff);
+        for (let j = 0; j < dff; j++) b.v.set(w2.subarray(j * d, (j + 1) * d), (2 * j + 1) * d);
         this.weightBytes += 2 * dff * d * 4;
         return b;
       };
@@ -365,7 +366,7 @@ export class DecodeEngine {
           const r = c.sparse_lowrank, c1 = get(`${b}.ffn.c1`);
           if (this.c1Panels) {
             const c1t = new Float32Array(r * d);
-            for (let i = 0; i < r; i++) for (let j = 0; j < d; j++) c1t[i * d + j] = c1[j * r + i];
+            transposeInto(c1t, 0, d, c1, d, r);
             lw.c1 = W(toPanels(c1t, r, d));
           } else {
             lw.c1 = WT(d, { data: c1, cols: r });

@@ -37,6 +37,7 @@
 // of that prompt.
 import { createKernels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 import { DecodeEngine } from '../src/decode/engine.js';
+import { releaseLoadGarbage } from '../src/io/memory.js';
 import { makeConfig, type ModelConfig } from '../src/models/config.js';
 import { loadPreset, presetConfig } from '../src/models/presets.js';
 import { lazyRandomParams, median } from './util.js';
@@ -139,6 +140,8 @@ function load(k: CpuKernels, config: ModelConfig, v: Variant, o: DecodeBenchOpti
   const maxContext = Math.max(o.prompt, ...(v.contexts ? o.contexts : [])) + o.tokens + 4;
   const engine = new DecodeEngine(config, lazyRandomParams(config, 7), { kernels: k, skipZeros: v.skipZeros, maxContext });
   const loadMs = performance.now() - t0;
+  // The parameter arrays the engine copied are garbage now: unmapped here, not during a timed token (src/io/memory.ts).
+  releaseLoadGarbage();
   // Warm-up: part of the prompt and a few tokens (page faults, tier-up).
   let next = argmax(engine.prefill(promptOf(4, config.vocab_size)));
   for (let i = 0; i < 2; i++) next = argmax(engine.step(next));

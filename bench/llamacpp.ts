@@ -38,6 +38,7 @@ import { parameterSpecs } from '../src/models/params.js';
 import { lazyRandomParams, median, parseFlags, randomParams } from './util.js';
 import { forward } from '../src/models/transformer.js';
 import { DecodeEngine } from '../src/decode/engine.js';
+import { releaseLoadGarbage } from '../src/io/memory.js';
 import { loadTokenizer, BpeTokenizer, GPT2_PATTERN, type Tokenizer } from '../src/data/tokenizer.js';
 import { tensor } from '../src/tensor/create.js';
 import type { Tensor } from '../src/tensor/tensor.js';
@@ -203,6 +204,7 @@ export async function runLlamacpp(args: readonly string[]): Promise<void> {
             const engines = [new DecodeEngine(config, raw, { threads, maxContext: promptLen + nTokens + 8 })];
             try {
               for (const [, sc] of sparseConfigs) engines.push(new DecodeEngine(sc, lazyRandomParams(sc, 7), { threads, maxContext: promptLen + nTokens + 8 }));
+              releaseLoadGarbage(); // the copied parameter arrays, unmapped now rather than during a timed token (src/io/memory.ts)
               // Rounds: llama.cpp, then each engine, in turn (round 0 is the warm-up), so
               // load from other work on the shared machine falls on all of them alike.
               const l: Timing[] = [], e: Timing[][] = engines.map(() => []);

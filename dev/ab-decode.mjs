@@ -12,6 +12,7 @@ const [dirA, dirB, which = '800m', threadsArg = '1', roundsArg = '15'] = process
 if (!dirA || !dirB) { console.error('usage: node dev/ab-decode.mjs <build dir A> <build dir B> [800m|17b|llama] [threads] [rounds]'); process.exit(2); }
 const threads = Number(threadsArg), rounds = Number(roundsArg);
 const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]; };
+const { releaseLoadGarbage } = await import(new URL('../build/src/io/memory.js', import.meta.url).href);
 const SHAPES = {
   '800m': { vocab_size: 32000, d_model: 1024, n_layers: 24, n_heads: 16, n_kv_heads: 16, d_ff: 6144, sparse_block: 64, sparse_lowrank: 96, qkv_modules: 16, loss_modules: 4,
     ffn: 'sparse', attn: 'sparse', output: 'sparse', activation: 'relu', ffn_bias: true, norm: 'layernorm', positions: 'rope' },
@@ -28,6 +29,7 @@ const load = async (dir) => {
   return { config, engine: new DecodeEngine(config, lazyRandomParams(config, 7), { threads, maxContext: 64, skipZeros: false }) };
 };
 const A = await load(dirA), B = await load(dirB);
+releaseLoadGarbage(); // the copied parameter arrays, unmapped before timing (src/io/memory.ts)
 const prompt = Array.from({ length: 16 }, (_, i) => (i * 7919 + 13) % A.config.vocab_size);
 const roundOf = ({ engine, config }) => {
   engine.reset();

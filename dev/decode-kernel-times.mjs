@@ -6,6 +6,7 @@
 // llama: the dense llama-style model of `npm run bench -- llamacpp` (SwiGLU, RMSNorm).
 import { DecodeEngine } from '../build/src/decode/engine.js';
 import { makeConfig } from '../build/src/models/config.js';
+import { releaseLoadGarbage } from '../build/src/io/memory.js';
 import { lazyRandomParams } from '../build/bench/util.js';
 
 const which = process.argv[2] ?? '800m';
@@ -21,6 +22,7 @@ const config = makeConfig({
   ffn: 'sparse', attn: 'sparse', ...SHAPES[which],
 });
 const e = new DecodeEngine(config, lazyRandomParams(config, 7), { threads, maxContext: 100 });
+releaseLoadGarbage(); // the copied parameter arrays, unmapped before timing (src/io/memory.ts)
 const k = e.kernels;
 const acc = {};
 for (const name of ['gemm', 'gemmBatch', 'gemv', 'gemvT', 'gemvRows', 'axpyRows', 'gemmSmallM', 'attention', 'mulRows', 'addRows', 'im2col', 'blockArgmax', 'gemvPanels', 'screenQuantize', 'pairDotI16', 'screenArgmax', 'norm', 'rope', 'copyRows', 'swiglu', 'prefetch']) {

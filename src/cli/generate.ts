@@ -13,6 +13,7 @@ import { loadTokenizer } from '../data/tokenizer.js';
 import { DecodeEngine } from '../decode/engine.js';
 import { Sampler } from '../decode/sampler.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
+import { releaseLoadGarbage } from '../io/memory.js';
 import { makeConfig } from '../models/config.js';
 import { checkParameters } from '../models/transformer.js';
 import { SparselmError } from '../tensor/errors.js';
@@ -38,6 +39,9 @@ export function runGenerate(o: GenerateCliOptions, out: (s: string) => void, err
     throw new SparselmError(`generate: prompt (${ids.length} tokens) + --max-tokens (${o.maxTokens}) = ${ids.length + o.maxTokens} exceed the model's context length ${config.context_length}`);
   }
   const engine = new DecodeEngine(config, ck.params, { threads: o.threads, maxContext: ids.length + o.maxTokens });
+  // The checkpoint's arrays were copied into the engine. Unmapping a large one later would
+  // stall whichever token is decoding then (src/io/memory.ts); below 256 MB it is a few ms.
+  if (engine.weightBytesTotal >= 2 ** 28) releaseLoadGarbage();
   try {
     const history = [...ids];
     const generated: number[] = [];

@@ -30,7 +30,7 @@ import { createKernels } from '../src/backends/cpu/kernels.js';
 import { makeConfig, type ModelConfig } from '../src/models/config.js';
 import { initParameters } from '../src/models/params.js';
 import { forward } from '../src/models/transformer.js';
-import { DecodeEngine } from '../src/decode/engine.js';
+import { DecodeEngine, type EngineOptions } from '../src/decode/engine.js';
 import { SparselmError } from '../src/tensor/errors.js';
 import { ByteTokenizer } from '../src/data/tokenizer.js';
 import { saveCheckpoint } from '../src/io/checkpoint.js';
@@ -47,6 +47,9 @@ const KINDS: Record<string, Record<string, unknown>> = {
   'dense gelu, learned positions, untied': { activation: 'gelu', positions: 'learned', tied_output: false },
   'llama: swiglu, rmsnorm, grouped-query, untied': { activation: 'swiglu', norm: 'rmsnorm', ffn_bias: false, n_heads: 4, n_kv_heads: 2, tied_output: false },
   'dense relu without biases, GQA 4:1': { ffn_bias: false, n_heads: 4, n_kv_heads: 1 },
+  'llama-like, d_model 18, d_ff 27, vocab 43 (panels padded: no dimension a multiple of 8 or 4)': {
+    activation: 'swiglu', norm: 'rmsnorm', ffn_bias: false, d_model: 18, d_ff: 27, n_heads: 2, n_kv_heads: 1, positions: 'learned', tied_output: false, vocab_size: 43,
+  },
   'top-k': { ffn: 'topk' },
   'top-k, per-layer k, no biases': { ffn: 'topk', topk_k: [3, 20], ffn_bias: false },
   'top-k, k = 1 and k = d_ff (= dense ReLU)': { ffn: 'topk', topk_k: [1, 48] },
@@ -101,10 +104,10 @@ function compare(got: Float32Array, want: Float64Array, off: number, V: number, 
   }
 }
 
-function checkEngine(config: ModelConfig, params: Record<string, Tensor>, what: string, ids = PROMPT, k = kernels): void {
+function checkEngine(config: ModelConfig, params: Record<string, Tensor>, what: string, ids = PROMPT, k = kernels, opts: EngineOptions = {}): void {
   const want = reference(config, params, ids);
   const V = config.vocab_size;
-  const eng = new DecodeEngine(config, params, { kernels: k });
+  const eng = new DecodeEngine(config, params, { ...opts, kernels: k });
   try {
     for (let t = 0; t < ids.length; t++) compare(eng.step(ids[t]), want, t * V, V, `${what}, token ${t}`);
     assert.equal(eng.position, ids.length);
@@ -118,7 +121,7 @@ function checkEngine(config: ModelConfig, params: Record<string, Tensor>, what: 
     eng.dispose();
   }
   // Prefill in chunks of 5 rows (several gemm chunks, the last one partial).
-  const chunked = new DecodeEngine(config, params, { kernels: k, prefillRows: 5 });
+  const chunked = new DecodeEngine(config, params, { ...opts, kernels: k, prefillRows: 5 });
   try {
     compare(chunked.prefill(ids), want, (ids.length - 1) * V, V, `${what}, prefill in chunks of 5`);
   } finally {
@@ -126,7 +129,7 @@ function checkEngine(config: ModelConfig, params: Record<string, Tensor>, what: 
   }
   // Sparse FF with W1ᵀ and W2 as two blocks (what a layer too large to interleave gets).
   if (config.ffn === 'sparse') {
-    const apart = new DecodeEngine(config, params, { kernels: k, interleaveFF: false, prefillRows: 4 });
+    const apart = new DecodeEngine(config, params, { ...opts, kernels: k, interleaveFF: false, prefillRows: 4 });
     try {
       compare(apart.prefill(ids.slice(0, 9)), want, 8 * V, V, `${what}, W1ᵀ and W2 apart, prefill`);
       for (let t = 9; t < ids.length; t++) compare(apart.step(ids[t]), want, t * V, V, `${what}, W1ᵀ and W2 apart, step ${t}`);
@@ -136,7 +139,7 @@ function checkEngine(config: ModelConfig, params: Record<string, Tensor>, what: 
   }
   // The plain dense baseline (all W2 rows, W2ᵀ layout) is the same function.
   if (config.ffn === 'dense') {
-    const plain = new DecodeEngine(config, params, { kernels: k, skipZeros: false, prefillRows: 4 });
+    const plain = new DecodeEngine(config, params, { ...opts, kernels: k, skipZeros: false, prefillRows: 4 });
     try {
       compare(plain.prefill(ids.slice(0, 9)), want, 8 * V, V, `${what}, plain dense prefill`);
       for (let t = 9; t < ids.length; t++) compare(plain.step(ids[t]), want, t * V, V, `${what}, plain dense step ${t}`);
@@ -154,17 +157,31 @@ describe('decode engine: token-by-token logits equal the training graph (eval mo
     });
   }
 
-  it('one thread, matrix-vector products through OpenBLAS on [d_in, d_out] matrices (when present): dense, llama, top-k, sparse', (t) => {
+  it('one thread: dense, llama, top-k, sparse, with the dense products in panels', () => {
     const one = createKernels({ threads: 1 });
     try {
-      if (!one.blasGemv) t.diagnostic('OpenBLAS not available: the wasm path runs instead');
-      for (const name of ['dense relu, layernorm, rope, tied', 'dense gelu, learned positions, untied', 'llama: swiglu, rmsnorm, grouped-query, untied',
-        'top-k', 'terraformer-like: sparse FF + QKV (multconv) + loss, rmsnorm']) {
+      for (const name of ['dense relu, layernorm, rope, tied', 'llama: swiglu, rmsnorm, grouped-query, untied', 'top-k', 'terraformer-like: sparse FF + QKV (multconv) + loss, rmsnorm']) {
         const { config, params } = model(KINDS[name]);
         checkEngine(config, params, `${name}, 1 thread`, PROMPT, one);
       }
     } finally {
       one.dispose();
+    }
+  });
+
+  it('densePanels false: the dense products through OpenBLAS on [d_in, d_out] matrices (when present), and as wasm rows without it', (t) => {
+    const withBlas = createKernels({ threads: 1 }), wasmOnly = createKernels({ threads: 2, blasGemv: false });
+    try {
+      if (!withBlas.blasGemv) t.diagnostic('OpenBLAS not available: the wasm path runs twice');
+      for (const name of ['dense relu, layernorm, rope, tied', 'dense gelu, learned positions, untied', 'llama: swiglu, rmsnorm, grouped-query, untied',
+        'llama-like, d_model 18, d_ff 27, vocab 43 (panels padded: no dimension a multiple of 8 or 4)', 'top-k']) {
+        const { config, params } = model(KINDS[name]);
+        checkEngine(config, params, `${name}, OpenBLAS layout`, PROMPT, withBlas, { densePanels: false });
+        checkEngine(config, params, `${name}, wasm rows`, PROMPT, wasmOnly, { densePanels: false });
+      }
+    } finally {
+      withBlas.dispose();
+      wasmOnly.dispose();
     }
   });
 

@@ -1,6 +1,7 @@
 // Tests for the Sparse FF controller's screen (src/decode/screen.ts and the kernels
-// gemvPanels, screenQuantize, pairDotI16 and screenArgmax): in both wasm builds, on 1 and
-// 2 threads. The screen's one promise is that its per-block choice equals the argmax of
+// gemvPanels and gemmPanels, which also serve the dense products, screenQuantize,
+// pairDotI16 and screenArgmax): in both wasm builds, on 1 and 2 threads. The screen's
+// one promise is that its per-block choice equals the argmax of
 // the exact controller logits l[j] = bias[j] + Σ_i u[i]·C2[i, j], ties to the lower
 // index, whatever the data; so besides random data the cases below are the ones where
 // 16-bit weights cannot tell neurons apart (exact ties, neurons one float32 ulp apart,
@@ -8,7 +9,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkClose, describeEachWasmBuild, normalData, randArray, refProduct, rng } from './helpers.js';
-import { createKernels, memoryOf, offsetOf, toPanels, type CpuKernels } from '../src/backends/cpu/kernels.js';
+import { createKernels, memoryOf, offsetOf, panelsInto, panelsLength, toPanels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 import { buildScreen, screenQmax, type ControllerScreen } from '../src/decode/screen.js';
 
 /** The bytes of the heap block at address p (in whichever wasm memory holds it). */
@@ -80,22 +81,45 @@ function checkChoice(k: CpuKernels, c2: Float32Array, bias: Float32Array, u: Flo
 }
 
 describeEachWasmBuild('controller screen', (kernels) => {
-  test('gemvPanels equals W·x for panels of 8 rows (rows padded with zeros, split across threads)', () => {
+  test('gemvPanels equals W·x in panels of 8 rows (any rows and columns: zero padding; split across threads)', () => {
     const k = kernels();
     let seed = 10;
-    for (const [rows, cols] of [[8, 4], [13, 36], [96, 1024], [40, 2048]] as const) {
+    for (const [rows, cols] of [[8, 4], [1, 1], [13, 36], [7, 5], [21, 30], [96, 1024], [40, 2048], [5460, 1024], [1024, 2730]] as const) {
       const w = randArray(rows * cols, seed++), x = randArray(cols, seed++);
-      const padded = Math.ceil(rows / 8) * 8;
-      const pW = put(k, toPanels(w, rows, cols)), pX = put(k, x), pY = put(k, new Float32Array(padded + 1).fill(Number.NaN));
-      k.heap.f32(pY + padded * 4, 1)[0] = 42;
-      k.gemvPanels(pW, padded, cols, pX, pY);
+      // x and y with a NaN after them: gemvPanels must neither read past x nor write past y.
+      const pW = put(k, toPanels(w, rows, cols)), pX = put(k, Float32Array.of(...x, Number.NaN)), pY = put(k, new Float32Array(rows + 1).fill(Number.NaN));
+      k.gemvPanels(pW, rows, cols, pX, pY);
       checkClose(k.heap.f32(pY, rows), refProduct(rows, 1, cols, (i, c) => w[i * cols + c], (c) => x[c]), `gemvPanels ${rows}x${cols}`);
-      for (let i = rows; i < padded; i++) assert.equal(k.heap.f32(pY, padded)[i], 0, `padded row ${i}`);
-      assert.equal(k.heap.f32(pY + padded * 4, 1)[0], 42, 'wrote past y');
+      assert.ok(Number.isNaN(k.heap.f32(pY, rows + 1)[rows]), `gemvPanels ${rows}x${cols} wrote past y`);
       for (const p of [pW, pX, pY]) k.heap.free(p);
     }
-    assert.throws(() => k.gemvPanels(0, 12, 8, 0, 0), /multiple of 8/);
-    assert.throws(() => toPanels(new Float32Array(8 * 6), 8, 6), /multiple of 4/);
+    assert.throws(() => toPanels(new Float32Array(8 * 6), 8, 5), /\[rows, cols\]/);
+  });
+
+  test('gemmPanels equals X·Wᵀ for T rows of X and Y with strides (the prefill product); panelsInto equals toPanels of the stacked transposes', () => {
+    const k = kernels();
+    let seed = 50;
+    for (const [rows, cols, T] of [[13, 30, 3], [96, 64, 1], [40, 1027, 5], [300, 129, 7]] as const) {
+      const w = randArray(rows * cols, seed++), ldx = cols + 3, ldy = rows + 2;
+      const X = randArray(T * ldx, seed++).map((v, i) => (i % ldx >= cols ? Number.NaN : v)); // NaN between rows: not read
+      const pW = put(k, toPanels(w, rows, cols)), pX = put(k, X), pY = put(k, new Float32Array(T * ldy).fill(Number.NaN));
+      k.gemmPanels(pW, rows, cols, T, pX, ldx, pY, ldy);
+      const Y = k.heap.f32(pY, T * ldy);
+      for (let t = 0; t < T; t++) {
+        checkClose(Y.subarray(t * ldy, t * ldy + rows), refProduct(rows, 1, cols, (i, c) => w[i * cols + c], (c) => X[t * ldx + c]), `gemmPanels ${rows}x${cols}, row ${t}`);
+        for (let i = rows; i < ldy; i++) assert.ok(Number.isNaN(Y[t * ldy + i]), `gemmPanels wrote between rows of Y (row ${t}, ${i})`);
+      }
+      for (const p of [pW, pX, pY]) k.heap.free(p);
+    }
+    // Two input-major matrices [cols, out_k] stacked along the outputs = toPanels of [Σ out_k, cols].
+    const cols = 11, a = randArray(cols * 5, 90), b = randArray(cols * 6, 91);
+    const stacked = new Float32Array(11 * cols);
+    for (let c = 0; c < cols; c++) for (let j = 0; j < 11; j++) stacked[j * cols + c] = j < 5 ? a[c * 5 + j] : b[c * 6 + j - 5];
+    const got = new Float32Array(panelsLength(11, cols)).fill(7);
+    panelsInto(got, cols, [{ data: a, cols: 5 }, { data: b, cols: 6 }]);
+    assert.deepEqual(Array.from(got), Array.from(toPanels(stacked, 11, cols)));
+    assert.throws(() => panelsInto(new Float32Array(3), cols, [{ data: a, cols: 5 }]), /needs/);
+    assert.throws(() => k.gemmPanels(0, 4, 8, 1, 0, 7, 0, 4), /ldx >= cols/);
   });
 
   test('pairDotI16 sums integer products exactly, at the largest magnitudes the bound allows (no int32 overflow)', () => {

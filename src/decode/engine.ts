@@ -14,13 +14,13 @@
  *   constructor: weights (in decode layouts, below), activations, the KV
  *   cache [layer][ctx][kv_head·hd], the convolution states (last F_l-1 input
  *   rows), logits. step() allocates nothing.
- * - Decode layouts: a matrix used as y = x·W ([d_in, d_out] in the
- *   checkpoint) is stored as Wᵀ [d_out, d_in] so a GEMV reads rows, or, when
- *   the kernels send matrix-vector products to OpenBLAS (any thread count), kept
- *   [d_in, d_out] for its faster transposed sgemv (`inputMajor`). FF W1 is
- *   stored as W1ᵀ [d_ff, d] and W2 as is [d_ff, d]: a neuron is two
- *   contiguous rows, so the sparse paths (ReLU zeros, Top-k, Sparse FF) read
- *   only the rows of active neurons (gemvRows / axpyRows).
+ * - Decode layouts: a matrix that a token reads whole (dense attention's
+ *   projections, dense and Top-k FF's W1, the plain dense FF's and SwiGLU's W2,
+ *   the untied output) used as y = x·W ([d_in, d_out] in the checkpoint) is
+ *   stored as Wᵀ [d_out, d_in] in 8-row panels (`denseLayout`: gemvPanels reads
+ *   it as one stream). The W2 rows that the sparse paths (ReLU zeros, Top-k,
+ *   Sparse FF) pick stay [d_ff, d], beside W1ᵀ [d_ff, d]: a neuron is two
+ *   contiguous rows, and only active neurons' rows are read (gemvRows / axpyRows).
  * - step() returns a view of the heap's logits buffer: valid until the next
  *   step()/prefill(); copy it to keep it.
  * - prefill() runs the prompt in chunks of up to 32 rows: the dense products
@@ -47,7 +47,7 @@
  * break ties to the lower index.
  */
 
-import { createKernels, memoryOf, offsetOf, toPanels, type CpuKernels } from '../backends/cpu/kernels.js';
+import { createKernels, memoryOf, offsetOf, panelsInto, panelsLength, toPanels, type CpuKernels } from '../backends/cpu/kernels.js';
 import { erf } from '../backends/ref/index.js';
 import { derived, type ModelConfig } from '../models/config.js';
 import { parameterSpecs } from '../models/params.js';
@@ -96,6 +96,12 @@ export interface EngineOptions {
   interleaveFF?: boolean;
   /** Prompt rows per prefill chunk (default 32). */
   prefillRows?: number;
+  /**
+   * The matrices of the dense products in gemvPanels' 8-row panels (default true), or,
+   * false, as before them: [d_in, d_out] for OpenBLAS's transposed sgemv when the
+   * kernels have OpenBLAS, else [d_out, d_in] rows (kept to measure one against the other).
+   */
+  densePanels?: boolean;
 }
 
 /** A view of one heap block: pointer and JS view. */
@@ -188,14 +194,20 @@ export class DecodeEngine {
   private pos = 0;
   private readonly ownsKernels: boolean;
   private readonly skipZeros: boolean;
+  /** Dense FF's W2 is read whole, as a dense product (the plain baseline, or SwiGLU, whose exact zeros are rare); else as rows to gather. */
+  private readonly w2Whole: boolean;
   /**
-   * Dense products' matrices stored [d_in, d_out] (as in the checkpoint) and read by
-   * OpenBLAS's transposed sgemv, which streamed them 20-30% faster than the [d_out, d_in]
-   * layout with the plain sgemv here (dev/gemv/blas-layout.mjs); only when the kernels
-   * send matrix-vector products to OpenBLAS (split between the threads). Otherwise [d_out, d_in], for
-   * the wasm gemv's row dot products.
+   * How the dense products' matrices are stored and read:
+   * - 'panels' (the default): Wᵀ [d_out, d_in] in gemvPanels' 8-row panels, one stream
+   *   per matrix. On one thread it read the dense llama-style token's 1.47 GB in 0.83x
+   *   OpenBLAS's time, 0.80x on two (dev/gemv/15_dense_panels_lab.mjs); prefill reads
+   *   each panel once for a chunk's rows (gemmPanels).
+   * - 'input-major' (densePanels false, with OpenBLAS): [d_in, d_out] as in the
+   *   checkpoint, for OpenBLAS's transposed sgemv (20-30% faster than its plain one on
+   *   [d_out, d_in] here: dev/gemv/blas-layout.mjs).
+   * - 'rows' (densePanels false, without OpenBLAS): [d_out, d_in], the wasm gemv's rows.
    */
-  private readonly inputMajor: boolean;
+  private readonly denseLayout: 'panels' | 'input-major' | 'rows';
   /** Sparse FF's C1ᵀ is in gemvPanels' layout (needs d a multiple of 4; LayerW.c1). */
   private readonly c1Panels: boolean;
   /** Every heap block the engine placed: (address, bytes). */
@@ -255,8 +267,9 @@ export class DecodeEngine {
     this.maxContext = maxContext;
     this.ownsKernels = opts.kernels === undefined;
     this.skipZeros = opts.skipZeros ?? true;
+    this.w2Whole = c.ffn === 'dense' && (!this.skipZeros || c.activation === 'swiglu');
     this.kernels = opts.kernels ?? createKernels({ threads: opts.threads });
-    this.inputMajor = this.kernels.blasGemv;
+    this.denseLayout = (opts.densePanels ?? true) ? 'panels' : this.kernels.blasGemv ? 'input-major' : 'rows';
     this.c1Panels = c.d_model % 4 === 0;
     const der = derived(c);
     const d = (this.d = c.d_model);
@@ -282,8 +295,17 @@ export class DecodeEngine {
       // ---- weights
       const W = (data: Float32Array): Buf => { const b = this.alloc(data.length); b.v.set(data); this.weightBytes += data.length * 4; return b; };
       const Wopt = (data: Float32Array | null): Buf | null => (data ? W(data) : null);
-      // The dense products' matrices: as [d_in, d_out] when input-major (see `inputMajor`), else transposed.
-      const MV = (rows: number, ...mats: { data: Float32Array; cols: number }[]): Buf => (this.inputMajor ? WS(rows, ...mats) : WT(rows, ...mats));
+      // The dense products' matrices (mats [rows, cols_k], stacked along the outputs) in `denseLayout`.
+      const MV = (rows: number, ...mats: { data: Float32Array; cols: number }[]): Buf =>
+        this.denseLayout === 'panels' ? PT(rows, ...mats) : this.denseLayout === 'input-major' ? WS(rows, ...mats) : WT(rows, ...mats);
+      // Their transpose [Σ cols_k, rows] in gemvPanels' panels.
+      const PT = (rows: number, ...mats: { data: Float32Array; cols: number }[]): Buf => {
+        const total = mats.reduce((s, m) => s + m.cols, 0);
+        const b = this.alloc(panelsLength(total, rows));
+        panelsInto(b.v, rows, mats);
+        this.weightBytes += rows * total * 4;
+        return b;
+      };
       // Several [rows, cols_k] matrices side by side as one [rows, Σ cols_k] (row i = row i of each).
       const WS = (rows: number, ...mats: { data: Float32Array; cols: number }[]): Buf => {
         const total = mats.reduce((s, m) => s + m.cols, 0);
@@ -349,9 +371,10 @@ export class DecodeEngine {
             : c.ffn === 'sparse' ? WT(d, { data: get(`${b}.ffn.w1`), cols: dff })
             : swiglu ? MV(d, { data: get(`${b}.ffn.w_gate`), cols: dff }, { data: get(`${b}.ffn.w_up`), cols: dff }) : MV(d, { data: get(`${b}.ffn.w1`), cols: dff }),
           b1: Wopt(opt(`${b}.ffn.b1`)),
-          // Plain dense baseline (skipZeros off): W2ᵀ [d, d_ff] for one gemv; otherwise W2 [d_ff, d] for row gathers.
+          // Read whole (the plain dense baseline, SwiGLU: its zeros are rare): a dense product's
+          // matrix; otherwise W2 [d_ff, d] for row gathers.
           w2: interleave ? { p: 0, v: new Float32Array(0) } // set below: the second row of each pair
-            : c.ffn === 'dense' && !this.skipZeros
+            : this.w2Whole
             ? MV(dff, { data: swiglu ? get(`${b}.ffn.w_down`) : get(`${b}.ffn.w2`), cols: d })
             : W(swiglu ? get(`${b}.ffn.w_down`) : get(`${b}.ffn.w2`)),
           b2: Wopt(opt(`${b}.ffn.b2`)), ffLd: interleave ? 2 * d : d,
@@ -563,9 +586,9 @@ export class DecodeEngine {
           if (c.activation === 'swiglu') this.kernels.swiglu(this.HB2.p + r * rows * 4, this.HB2.p + r * rows * 4, dff); // in place
           else this.activate(lw, HB.subarray(r * rows, (r + 1) * rows), HB.subarray(r * rows, r * rows + dff), dff);
         }
-        // W2 is [d_ff, d] (skipZeros), else laid out as the dense products are. H rows have stride `rows`.
-        if (this.skipZeros || this.inputMajor) this.kernels.gemm(false, false, T, d, dff, this.HB2.p, rows, lw.w2.p, d, this.Y2.p, d, false);
-        else this.kernels.gemm(false, true, T, d, dff, this.HB2.p, rows, lw.w2.p, dff, this.Y2.p, d, false);
+        // W2 is laid out as the dense products are (w2Whole), else [d_ff, d]. H rows have stride `rows`.
+        if (this.w2Whole) this.matmat(T, lw.w2, dff, d, this.HB2.p, this.Y2.p, rows);
+        else this.kernels.gemm(false, false, T, d, dff, this.HB2.p, rows, lw.w2.p, d, this.Y2.p, d, false);
         if (lw.b2) { const b2 = lw.b2.v; for (let r = 0; r < T; r++) for (let i = 0; i < d; i++) Y[r * d + i] += b2[i]; }
       } else {
         for (let r = 0; r < T; r++) perRow(r, () => (c.ffn === 'sparse' ? this.sparseFF(lw) : this.topkFF(lw)));
@@ -654,16 +677,18 @@ export class DecodeEngine {
     return { p, v: this.kernels.heap.f32(p, n) };
   }
 
-  /** y[dOut] = M·x[dIn] for a dense-product matrix (layout: `inputMajor`). */
+  /** y[dOut] = M·x[dIn] for a dense-product matrix (in `denseLayout`). */
   private matvec(w: Buf, dIn: number, dOut: number, x: Buf, y: Buf): void {
-    if (this.inputMajor) this.kernels.gemvT(w.p, dIn, dOut, x.p, y.p, false);
+    if (this.denseLayout === 'panels') this.kernels.gemvPanels(w.p, dOut, dIn, x.p, y.p);
+    else if (this.denseLayout === 'input-major') this.kernels.gemvT(w.p, dIn, dOut, x.p, y.p, false);
     else this.kernels.gemv(w.p, dOut, dIn, x.p, y.p);
   }
 
-  /** Y[T, dOut] = X[T, dIn]·Mᵀ (rows of X and Y contiguous) for a dense-product matrix. */
-  private matmat(T: number, w: Buf, dIn: number, dOut: number, pX: number, pY: number): void {
-    if (this.inputMajor) this.kernels.gemm(false, false, T, dOut, dIn, pX, dIn, w.p, dOut, pY, dOut, false);
-    else this.kernels.gemm(false, true, T, dOut, dIn, pX, dIn, w.p, dIn, pY, dOut, false);
+  /** Y[T, dOut] = X[T, dIn]·Mᵀ for a dense-product matrix (in `denseLayout`); X's rows ldx floats apart, Y's contiguous. */
+  private matmat(T: number, w: Buf, dIn: number, dOut: number, pX: number, pY: number, ldx = dIn): void {
+    if (this.denseLayout === 'panels') this.kernels.gemmPanels(w.p, dOut, dIn, T, pX, ldx, pY, dOut);
+    else if (this.denseLayout === 'input-major') this.kernels.gemm(false, false, T, dOut, dIn, pX, ldx, w.p, dOut, pY, dOut, false);
+    else this.kernels.gemm(false, true, T, dOut, dIn, pX, ldx, w.p, dIn, pY, dOut, false);
   }
 
   /** out = Norm(x) (layernorm or rmsnorm) on d floats at heap pointers; float64 accumulation (kernels.norm). */
@@ -832,27 +857,23 @@ export class DecodeEngine {
     this.weightBytes += rows * d * 4;
     const h = this.hbuf.v, idx = this.idx.v, coef = this.coef.v;
     if (swiglu) this.kernels.swiglu(this.hbuf.p, this.coef.p, dff);
-    if (!this.skipZeros) {
-      // The plain dense baseline: every unit, one gemv over W2ᵀ.
+    if (this.w2Whole) {
+      // The plain dense baseline, or SwiGLU (exact zeros are rare): every unit, one product with W2ᵀ.
       if (!swiglu) this.activate(lw, h, coef, dff);
       this.matvec(lw.w2, dff, d, this.coef, this.y);
       this.weightBytes += dff * d * 4;
       if (lw.b2) { const y = this.y.v, b2 = lw.b2.v; for (let i = 0; i < d; i++) y[i] += b2[i]; this.weightBytes += d * 4; }
       return;
     }
+    // ReLU or GELU with skipZeros: only the units that are not exactly zero read their W2 row.
     let n = 0;
-    if (swiglu) {
-      // Exact zeros are rare in SwiGLU: every unit goes to one dense W2ᵀ·coef (down(): gemvT).
-      n = dff;
-    } else {
-      const b1 = lw.b1?.v;
-      if (b1) this.weightBytes += dff * 4;
-      const gelu = c.activation === 'gelu';
-      for (let u = 0; u < dff; u++) {
-        const z = b1 ? h[u] + b1[u] : h[u];
-        const a = gelu ? 0.5 * z * (1 + erf(z * Math.SQRT1_2)) : z > 0 ? z : 0;
-        if (a !== 0 || !this.skipZeros) { idx[n] = u; coef[n] = a; n++; }
-      }
+    const b1 = lw.b1?.v;
+    if (b1) this.weightBytes += dff * 4;
+    const gelu = c.activation === 'gelu';
+    for (let u = 0; u < dff; u++) {
+      const z = b1 ? h[u] + b1[u] : h[u];
+      const a = gelu ? 0.5 * z * (1 + erf(z * Math.SQRT1_2)) : z > 0 ? z : 0;
+      if (a !== 0) { idx[n] = u; coef[n] = a; n++; }
     }
     this.down(lw, n);
   }

@@ -56,7 +56,8 @@ export interface KernelExports {
   mulRows(pX: number, pD: number, pOut: number, rows: number, n: number): void;
   addRows(pY: number, pB: number, rows: number, n: number): void;
   blockArgmax(pL: number, pIdx: number, nb: number, N: number): void;
-  gemvPanels(pW: number, cols: number, pX: number, pY: number, g0: number, g1: number): void;
+  gemvPanels(pW: number, rows: number, cols: number, pX: number, ldx: number, T: number, pY: number, ldy: number, g0: number, g1: number): void;
+  unpanel(pW: number, cols: number, r0: number, r1: number, pOut: number, ldo: number): void;
   screenQuantize(pU: number, r: number, qmax: number, pUq: number, pInfo: number): void;
   pairDotI16(pP: number, groups: number, cols: number, pUq: number, pAcc: number, c0: number, c1: number): void;
   screenArgmax(pAcc: number, pColScale: number, pBias: number, pS: number, pIdx: number, nb: number, N: number,
@@ -296,7 +297,7 @@ function runChunk(ex: KernelExports, op: number, f64: Float64Array, t: number, c
       for (let i = lo; i < hi; i++) blasGemmBatchChunk(blas(), f64, i);
       break;
     case Op.GemvPanels: // items are panels of 8 rows
-      ex.gemvPanels(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], lo, hi);
+      ex.gemvPanels(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], f64[a + 5], f64[a + 6], f64[a + 7], lo, hi);
       break;
     case Op.PairDot: // items are columns (chunks of multiples of 4)
       ex.pairDotI16(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], lo, hi);

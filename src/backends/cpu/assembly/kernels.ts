@@ -135,29 +135,102 @@ export function gemv(pW: usize, cols: i32, pX: usize, pY: usize, r0: i32, r1: i3
   for (; r < r1; r++) store<f32>(pY + (<usize>r << 2), dot1(pW + <usize>r * rb, pX, cols));
 }
 
-// y[r] = W[r, :] · x for the rows of panels [g0, g1), W stored in panels of 8 rows in the
-// order this loop reads them: float32 [rows/8][cols/4][8 rows][4 columns] (rows a
-// multiple of 8, cols of 4). A short matrix read once per token (the Sparse FF
-// controller's C1ᵀ, 96 rows of 4 KB) is then one contiguous stream instead of eight
-// short ones per pass, which the hardware prefetcher picks up late.
-export function gemvPanels(pW: usize, cols: i32, pX: usize, pY: usize, g0: i32, g1: i32): void {
-  const pb: usize = <usize>cols << 5; // bytes per panel: 8 rows of cols floats
-  const oe: usize = <usize>cols << 2;
+// Y[t, r] = W[r, :] · X[t, :] for t < T and the rows r < rows of panels [g0, g1). W is
+// stored in panels of 8 rows, in the order this loop reads them: float32
+// [ceil(rows/8)][ceil(cols/4)][8 rows][4 columns], zero-padded (toPanels in kernels.ts);
+// X's rows are ldx floats apart, Y's ldy. A matrix read once per token is then one
+// contiguous stream instead of eight short ones per pass (which the hardware prefetcher
+// picks up late), and x is loaded once per 8 rows: this streams the dense decoder's
+// weights faster than OpenBLAS's sgemv does (dev/gemv/15_dense_panels_lab.mjs). With
+// T > 1 (prefill) each panel comes from memory once and from cache for X's other rows.
+export function gemvPanels(pW: usize, rows: i32, cols: i32, pX: usize, ldx: i32, T: i32, pY: usize, ldy: i32, g0: i32, g1: i32): void {
+  const groups = (cols + 3) >> 2, tail = cols & 3;
+  const pb: usize = <usize>groups << 7; // bytes per panel: 8 rows of groups·4 floats
+  const oe: usize = <usize>(cols - tail) << 2; // bytes of x in whole groups
   for (let g = g0; g < g1; g++) {
-    let w = pW + <usize>g * pb;
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
-    for (let o: usize = 0; o < oe; o += 16) {
-      const x = v128.load(pX + o);
-      a0 = madd(v128.load(w), x, a0); a1 = madd(v128.load(w, 16), x, a1);
-      a2 = madd(v128.load(w, 32), x, a2); a3 = madd(v128.load(w, 48), x, a3);
-      a4 = madd(v128.load(w, 64), x, a4); a5 = madd(v128.load(w, 80), x, a5);
-      a6 = madd(v128.load(w, 96), x, a6); a7 = madd(v128.load(w, 112), x, a7);
+    const wp = pW + <usize>g * pb;
+    const live = min(8, rows - (g << 3));
+    for (let t = 0; t < T; t++) {
+      const px = pX + ((<usize>t * <usize>ldx) << 2);
+      let w = wp;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+      for (let o: usize = 0; o < oe; o += 16) {
+        const x = v128.load(px + o);
+        a0 = madd(v128.load(w), x, a0); a1 = madd(v128.load(w, 16), x, a1);
+        a2 = madd(v128.load(w, 32), x, a2); a3 = madd(v128.load(w, 48), x, a3);
+        a4 = madd(v128.load(w, 64), x, a4); a5 = madd(v128.load(w, 80), x, a5);
+        a6 = madd(v128.load(w, 96), x, a6); a7 = madd(v128.load(w, 112), x, a7);
+        w += 128;
+      }
+      if (tail !== 0) {
+        // The last group: W is zero past `cols`; x is not read there (it may hold anything).
+        const xe = px + oe;
+        let x = f32x4.replace_lane(f32x4.splat(0), 0, load<f32>(xe));
+        if (tail > 1) x = f32x4.replace_lane(x, 1, load<f32>(xe, 4));
+        if (tail > 2) x = f32x4.replace_lane(x, 2, load<f32>(xe, 8));
+        a0 = madd(v128.load(w), x, a0); a1 = madd(v128.load(w, 16), x, a1);
+        a2 = madd(v128.load(w, 32), x, a2); a3 = madd(v128.load(w, 48), x, a3);
+        a4 = madd(v128.load(w, 64), x, a4); a5 = madd(v128.load(w, 80), x, a5);
+        a6 = madd(v128.load(w, 96), x, a6); a7 = madd(v128.load(w, 112), x, a7);
+      }
+      const y = pY + ((<usize>t * <usize>ldy + (<usize>g << 3)) << 2);
+      if (live === 8) {
+        store<f32>(y, hsum(a0)); store<f32>(y, hsum(a1), 4); store<f32>(y, hsum(a2), 8); store<f32>(y, hsum(a3), 12);
+        store<f32>(y, hsum(a4), 16); store<f32>(y, hsum(a5), 20); store<f32>(y, hsum(a6), 24); store<f32>(y, hsum(a7), 28);
+      } else {
+        // The last panel of a matrix whose rows are not a multiple of 8: only its live rows.
+        store<f32>(y, hsum(a0));
+        if (live > 1) store<f32>(y, hsum(a1), 4);
+        if (live > 2) store<f32>(y, hsum(a2), 8);
+        if (live > 3) store<f32>(y, hsum(a3), 12);
+        if (live > 4) store<f32>(y, hsum(a4), 16);
+        if (live > 5) store<f32>(y, hsum(a5), 20);
+        if (live > 6) store<f32>(y, hsum(a6), 24);
+      }
+    }
+  }
+}
+
+// out[c, r - r0] = W[r, c] for r in [r0, r1) (r0 a multiple of 8) and c < cols: a slice of
+// W, stored in gemvPanels' panels, back as input-major [cols, r1 - r0] (rows ldo floats
+// apart), the layout OpenBLAS's unpacked small-matrix sgemm runs fastest on (~60 GFLOP/s
+// here with 16 rows of X, against ~20 for [rows, cols] transposed). For the decoder's
+// prefill, where a chunk of tokens is worth OpenBLAS's products. Each group of 8 rows × 4
+// columns is transposed in registers into 4 rows of out, 8 floats each.
+export function unpanel(pW: usize, cols: i32, r0: i32, r1: i32, pOut: usize, ldo: i32): void {
+  const groups = (cols + 3) >> 2, full = cols >> 2;
+  const pb: usize = <usize>groups << 7;
+  const ob: usize = <usize>ldo << 2; // bytes per output row
+  for (let r = r0; r < r1; r += 8) {
+    const live = min(8, r1 - r);
+    const wp = pW + <usize>(r >> 3) * pb;
+    const o = pOut + (<usize>(r - r0) << 2);
+    if (live < 8) {
+      // The last panel of a matrix whose rows are not a multiple of 8.
+      for (let k = 0; k < live; k++) {
+        for (let c = 0; c < cols; c++) {
+          store<f32>(o + <usize>c * ob + (<usize>k << 2), load<f32>(wp + (<usize>(c >> 2) << 7) + (<usize>k << 4) + (<usize>(c & 3) << 2)));
+        }
+      }
+      continue;
+    }
+    let w = wp;
+    for (let q = 0; q < groups; q++) {
+      const v0 = v128.load(w), v1 = v128.load(w, 16), v2 = v128.load(w, 32), v3 = v128.load(w, 48);
+      const v4 = v128.load(w, 64), v5 = v128.load(w, 80), v6 = v128.load(w, 96), v7 = v128.load(w, 112);
+      // 4×4 transposes of rows 0-3 (s) and rows 4-7 (t).
+      const s0 = i32x4.shuffle(v0, v1, 0, 4, 1, 5), s1 = i32x4.shuffle(v2, v3, 0, 4, 1, 5);
+      const s2 = i32x4.shuffle(v0, v1, 2, 6, 3, 7), s3 = i32x4.shuffle(v2, v3, 2, 6, 3, 7);
+      const t0 = i32x4.shuffle(v4, v5, 0, 4, 1, 5), t1 = i32x4.shuffle(v6, v7, 0, 4, 1, 5);
+      const t2 = i32x4.shuffle(v4, v5, 2, 6, 3, 7), t3 = i32x4.shuffle(v6, v7, 2, 6, 3, 7);
+      const dst = o + (<usize>q << 2) * ob;
+      v128.store(dst, i32x4.shuffle(s0, s1, 0, 1, 4, 5)); v128.store(dst, i32x4.shuffle(t0, t1, 0, 1, 4, 5), 16);
+      if (q < full || (cols & 3) > 1) { v128.store(dst + ob, i32x4.shuffle(s0, s1, 2, 3, 6, 7)); v128.store(dst + ob, i32x4.shuffle(t0, t1, 2, 3, 6, 7), 16); }
+      if (q < full || (cols & 3) > 2) { v128.store(dst + 2 * ob, i32x4.shuffle(s2, s3, 0, 1, 4, 5)); v128.store(dst + 2 * ob, i32x4.shuffle(t2, t3, 0, 1, 4, 5), 16); }
+      if (q < full) { v128.store(dst + 3 * ob, i32x4.shuffle(s2, s3, 2, 3, 6, 7)); v128.store(dst + 3 * ob, i32x4.shuffle(t2, t3, 2, 3, 6, 7), 16); }
       w += 128;
     }
-    const y = pY + (<usize>g << 5);
-    store<f32>(y, hsum(a0)); store<f32>(y, hsum(a1), 4); store<f32>(y, hsum(a2), 8); store<f32>(y, hsum(a3), 12);
-    store<f32>(y, hsum(a4), 16); store<f32>(y, hsum(a5), 20); store<f32>(y, hsum(a6), 24); store<f32>(y, hsum(a7), 28);
   }
 }
 

@@ -14,7 +14,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TRANSPOSES, block, checkClose, checkGemmCases, gamma, positionMajor, randArray, refGemm, rng } from './helpers.js';
-import { createKernels, type CpuKernels } from '../src/backends/cpu/kernels.js';
+import { createKernels, panelsLength, toPanels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 import { newSharedMemory } from '../src/backends/cpu/heap.js';
 import { nativeAddress } from '../src/backends/cpu/native.js';
 import { MAX_JOBS, OP_BITS, Op } from '../src/backends/cpu/exec.js';
@@ -400,6 +400,31 @@ describe('cpu kernels, OpenBLAS path', () => {
           k.gemvT(pW, rows, cols, pX, pY);
           checkClose(h.f32(pY, cols), refGemm(true, false, cols, 1, rows, w, 0, cols, x, 0, 1, y0, 0, 1), `blas gemvT ${rows}x${cols}`);
           assert.equal(h.f32(pY + y0.length * 4, 1)[0], 42, 'wrote past y');
+          h.free(pW); h.free(pX); h.free(pY);
+        }
+      } finally {
+        k.dispose();
+      }
+    });
+
+    test(`gemmPanels through cblas_sgemm: W's panels unpacked a slice at a time, the slices shared by the threads, ${threads} thread(s)`, (t) => {
+      const k = createKernels({ threads });
+      try {
+        if (!k.blas) { t.skip('OpenBLAS or koffi not available'); return; }
+        let seed = 6800;
+        const h = k.heap;
+        // From 4 rows of X; slices of ~1 MiB of W: 1, 6 (the last partial, rows not a multiple of 8) and 16 of them.
+        for (const [rows, cols, T] of [[40, 33, 4], [3001, 515, 5], [4100, 1024, 4]] as const) {
+          const w = randArray(rows * cols, seed++), ldx = cols + 2, ldy = rows + 3;
+          const x = randArray(T * ldx, seed++);
+          const pW = h.alloc(panelsLength(rows, cols) * 4), pX = h.alloc(x.length * 4), pY = h.alloc(T * ldy * 4);
+          h.f32(pW, panelsLength(rows, cols)).set(toPanels(w, rows, cols)); h.f32(pX, x.length).set(x);
+          for (let rep = 0; rep < 3; rep++) { // a few times: slices taken by both threads at once, each in its own scratch
+            h.f32(pY, T * ldy).fill(Number.NaN);
+            k.gemmPanels(pW, rows, cols, T, pX, ldx, pY, ldy);
+            checkClose(block(h.f32(pY, T * ldy), 0, ldy, T, rows), refGemm(false, true, T, rows, cols, x, 0, ldx, w, 0, cols, null, 0, rows), `gemmPanels ${rows}x${cols}, T ${T}`);
+            for (let r = 0; r < T; r++) for (let i = rows; i < ldy; i++) assert.ok(Number.isNaN(h.f32(pY, T * ldy)[r * ldy + i]), 'wrote between rows of Y');
+          }
           h.free(pW); h.free(pX); h.free(pY);
         }
       } finally {

@@ -89,7 +89,7 @@ export const RESULTS = 2560 / 8; // 1 per thread
 export const PF_COUNT = 3328 / 8; // prefetch: number of ranges, then 3 per range (memory, offset, bytes)
 export const PF_MAX_RANGES = 30;
 
-export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7, AddMemory: 8, BlasGemv: 9, BlasGemm: 10, Attention: 11, MulRows: 12, Prefetch: 13, BlasGemmBatch: 14, PairDot: 15, GemvPanels: 16 } as const;
+export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7, AddMemory: 8, BlasGemv: 9, BlasGemm: 10, Attention: 11, MulRows: 12, Prefetch: 13, BlasGemmBatch: 14, PairDot: 15, GemvPanels: 16, PanelsGemm: 17 } as const;
 export const TAG_BITS = 11;
 /** Bits of SEQ that hold the op (every Op value must fit: see the test in cpu-kernels.test.ts). */
 export const OP_BITS = 5;
@@ -102,7 +102,7 @@ const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
 export function isChunked(op: number): boolean {
   return op === Op.Gemv || op === Op.GemvRows || op === Op.AxpyRows || op === Op.Read || op === Op.GemmSmallM ||
     op === Op.BlasGemv || op === Op.BlasGemm || op === Op.Attention || op === Op.MulRows || op === Op.BlasGemmBatch ||
-    op === Op.PairDot || op === Op.GemvPanels;
+    op === Op.PairDot || op === Op.GemvPanels || op === Op.PanelsGemm;
 }
 
 /** Every job: the memory (index) its pointers are offsets in. */
@@ -296,6 +296,16 @@ function runChunk(ex: KernelExports, op: number, f64: Float64Array, t: number, c
     case Op.BlasGemmBatch: // items are products
       for (let i = lo; i < hi; i++) blasGemmBatchChunk(blas(), f64, i);
       break;
+    case Op.PanelsGemm: { // items are slices of W's rows: each unpacked into this thread's scratch, then its sgemm
+      const rows = f64[a + 1], cols = f64[a + 2], slice = f64[a + 8], stride = f64[a + 11];
+      const scratch = f64[a + 9] + t * stride, scratchNative = f64[a + 10] + t * stride;
+      for (let i = lo; i < hi; i++) {
+        const r0 = i * slice, n = Math.min(rows, r0 + slice) - r0;
+        ex.unpanel(f64[a], cols, r0, r0 + n, scratch, n);
+        sgemmInParts(blas(), false, false, f64[a + 3], n, cols, f64[a + 4], f64[a + 5], scratchNative, n, 0, f64[a + 6] + r0 * 4, f64[a + 7]);
+      }
+      break;
+    }
     case Op.GemvPanels: // items are panels of 8 rows
       ex.gemvPanels(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], f64[a + 5], f64[a + 6], f64[a + 7], lo, hi);
       break;

@@ -648,23 +648,28 @@ class Kernels implements CpuKernels {
     this.gemmPanels(pW, rows, cols, 1, pX, cols, pY, rows);
   }
 
-  // gemmPanels for a chunk of tokens: slices of about 1 MiB of W, each unpacked from its
-  // panels into Wᵀ's [cols, slice rows] (wasm, into cache) and multiplied by OpenBLAS's
-  // sgemm (~60 GFLOP/s a core for 16 rows of X, against ~20 for gemmPanels' wasm dots).
+  // gemmPanels for a chunk of tokens: slices of about 1 MiB of W's rows, each unpacked
+  // from its panels into Wᵀ's [cols, slice rows] (wasm, into the thread's cache) and
+  // multiplied by OpenBLAS's sgemm (~60 GFLOP/s a core for 16 rows of X, against ~20 for
+  // gemmPanels' wasm dots). The threads take whole slices, each into its own scratch: one
+  // job per matrix (a job per slice, ~1400 for the llama-style model, lost the second
+  // thread whenever it was descheduled).
   private gemmPanelsBlas(pW: number, rows: number, cols: number, T: number, pX: number, ldx: number, pY: number, ldy: number): void {
+    if (this.disposed) throw new Error('cpu kernels: used after dispose()');
     const m = memoryOf(pW), s = this.mems[m];
     const slice = Math.max(8, Math.floor(UNPACK_BYTES / (cols * 4) / 8) * 8);
-    const bytes = Math.min(slice, Math.ceil(rows / 8) * 8) * cols * 4;
-    if (bytes > s.unpackedBytes) {
+    const stride = Math.ceil((Math.min(slice, Math.ceil(rows / 8) * 8) * cols * 4) / 4096) * 4096;
+    if (stride * this.threads > s.unpackedBytes) {
       this.heap.free(s.unpacked);
-      s.unpackedBytes = bytes;
-      s.unpacked = this.heap.allocIn(m, bytes, 4096);
+      s.unpackedBytes = stride * this.threads;
+      s.unpacked = this.heap.allocIn(m, s.unpackedBytes, 4096);
     }
-    for (let r0 = 0; r0 < rows; r0 += slice) {
-      const r1 = Math.min(rows, r0 + slice);
-      this.exs[m].unpanel(offsetOf(pW), cols, r0, r1, offsetOf(s.unpacked), r1 - r0);
-      this.blasGemm(false, false, T, r1 - r0, cols, pX, ldx, s.unpacked, r1 - r0, pY + r0 * 4, ldy, 0);
-    }
+    const a = this.f64, slices = Math.ceil(rows / slice);
+    a[ARGS] = offsetOf(pW); a[ARGS + 1] = rows; a[ARGS + 2] = cols; a[ARGS + 3] = T; a[ARGS + 4] = this.native(pX); a[ARGS + 5] = ldx;
+    a[ARGS + 6] = this.native(pY); a[ARGS + 7] = ldy; a[ARGS + 8] = slice;
+    a[ARGS + 9] = offsetOf(s.unpacked); a[ARGS + 10] = this.native(s.unpacked); a[ARGS + 11] = stride;
+    this.callMem = m;
+    this.runChunked(Op.PanelsGemm, slices, 1, true);
   }
 
   gemmPanels(pW: number, rows: number, cols: number, T: number, pX: number, ldx: number, pY: number, ldy: number): void {

@@ -253,7 +253,8 @@ export function runDecode(o: DecodeBenchOptions): void {
       k.dispose();
     }
     const baseRow = rows[0];
-    console.log(`\n${threads} thread${threads > 1 ? 's' : ''}; dense products: ${k.blas ? 'OpenBLAS, each thread on its part' : 'WebAssembly'}; ` +
+    console.log(`\n${threads} thread${threads > 1 ? 's' : ''}; dense products: WebAssembly on 8-row panels (gemvPanels)` +
+      `${k.blas ? ', Sparse QKV\'s small products and prefill through OpenBLAS' : ''}; ` +
       `wasm kernels: ${k.fma ? 'relaxed SIMD (fused multiply-add)' : 'SIMD (multiply, add)'}`);
     if (perBlockOnly) {
       console.log('| model (one block) | ms/block | speedup (range over rounds) | MB read/block | ideal speedup | GB/s | read ceiling GB/s | paper ms/block | paper speedup |');

@@ -112,14 +112,20 @@ describeEachWasmBuild('controller screen', (kernels) => {
       }
       for (const p of [pW, pX, pY]) k.heap.free(p);
     }
-    // Two input-major matrices [cols, out_k] stacked along the outputs = toPanels of [Σ out_k, cols].
-    const cols = 11, a = randArray(cols * 5, 90), b = randArray(cols * 6, 91);
-    const stacked = new Float32Array(11 * cols);
-    for (let c = 0; c < cols; c++) for (let j = 0; j < 11; j++) stacked[j * cols + c] = j < 5 ? a[c * 5 + j] : b[c * 6 + j - 5];
-    const got = new Float32Array(panelsLength(11, cols)).fill(7);
-    panelsInto(got, cols, [{ data: a, cols: 5 }, { data: b, cols: 6 }]);
-    assert.deepEqual(Array.from(got), Array.from(toPanels(stacked, 11, cols)));
-    assert.throws(() => panelsInto(new Float32Array(3), cols, [{ data: a, cols: 5 }]), /needs/);
+    // Input-major matrices [cols, out_k] stacked along the outputs = toPanels of [Σ out_k, cols]: outputs
+    // 5 (a partial panel), then 21 starting mid-panel (3 rows to finish it, two whole panels, 2 more), then 16.
+    const cols = 11, outs = [5, 21, 16], total = 42;
+    const mats = outs.map((o, i) => ({ data: randArray(cols * o, 90 + i), cols: o }));
+    const stacked = new Float32Array(total * cols);
+    let r0 = 0;
+    for (const { data, cols: o } of mats) {
+      for (let c = 0; c < cols; c++) for (let j = 0; j < o; j++) stacked[(r0 + j) * cols + c] = data[c * o + j];
+      r0 += o;
+    }
+    const got = new Float32Array(panelsLength(total, cols)).fill(7);
+    panelsInto(got, cols, mats);
+    assert.deepEqual(Array.from(got), Array.from(toPanels(stacked, total, cols)));
+    assert.throws(() => panelsInto(new Float32Array(3), cols, [mats[0]]), /needs/);
     assert.throws(() => k.gemmPanels(0, 4, 8, 1, 0, 7, 0, 4), /ldx >= cols/);
   });
 

@@ -54,7 +54,7 @@ const KINDS: Record<string, Record<string, unknown>> = {
   'top-k, per-layer k, no biases': { ffn: 'topk', topk_k: [3, 20], ffn_bias: false },
   'top-k, k = 1 and k = d_ff (= dense ReLU)': { ffn: 'topk', topk_k: [1, 48] },
   'sparse FF': { ffn: 'sparse' },
-  'sparse FF, d_model 18 (C1ᵀ as rows: panels need a multiple of 4)': { ffn: 'sparse', d_model: 18, n_heads: 2, n_kv_heads: 2, positions: 'learned', qkv_modules: 2 },
+  'sparse FF, d_model 18 (C1ᵀ panels with a partial column group)': { ffn: 'sparse', d_model: 18, n_heads: 2, n_kv_heads: 2, positions: 'learned', qkv_modules: 2 },
   'sparse FF, multiply by controller, first bias': { ffn: 'sparse', sparse_multiply_by_controller: true, sparse_first_bias: true },
   'sparse QKV, no output layer': { attn: 'sparse' },
   'sparse QKV, mult output': { attn: 'sparse', qkv_output: 'mult' },

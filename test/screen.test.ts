@@ -9,7 +9,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkClose, describeEachWasmBuild, normalData, randArray, refProduct, rng } from './helpers.js';
-import { createKernels, memoryOf, offsetOf, panelsInto, panelsLength, toPanels, type CpuKernels } from '../src/backends/cpu/kernels.js';
+import { createKernels, memoryOf, offsetOf, panelRow, panelsInto, panelsLength, toPanels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 import { buildScreen, screenQmax, type ControllerScreen } from '../src/decode/screen.js';
 
 /** The bytes of the heap block at address p (in whichever wasm memory holds it). */
@@ -125,6 +125,12 @@ describeEachWasmBuild('controller screen', (kernels) => {
     const got = new Float32Array(panelsLength(total, cols)).fill(7);
     panelsInto(got, cols, mats);
     assert.deepEqual(Array.from(got), Array.from(toPanels(stacked, total, cols)));
+    // panelRow reads a row back (the decoder's embedding lookup in a tied, paneled embedding).
+    const row = new Float32Array(cols);
+    for (let r = 0; r < total; r++) {
+      panelRow(got, cols, r, row);
+      assert.deepEqual(Array.from(row), Array.from(stacked.subarray(r * cols, (r + 1) * cols)), `panelRow ${r}`);
+    }
     assert.throws(() => panelsInto(new Float32Array(3), cols, [mats[0]]), /needs/);
     assert.throws(() => k.gemmPanels(0, 4, 8, 1, 0, 7, 0, 4), /ldx >= cols/);
   });

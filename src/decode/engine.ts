@@ -47,7 +47,7 @@
  * break ties to the lower index.
  */
 
-import { createKernels, memoryOf, offsetOf, panelsInto, panelsLength, toPanels, type CpuKernels } from '../backends/cpu/kernels.js';
+import { createKernels, memoryOf, offsetOf, panelRow, panelsInto, panelsLength, toPanels, type CpuKernels } from '../backends/cpu/kernels.js';
 import { erf } from '../backends/ref/index.js';
 import { derived, type ModelConfig } from '../models/config.js';
 import { parameterSpecs } from '../models/params.js';
@@ -128,8 +128,8 @@ interface LayerW {
   // Not when that block would pass 2 GiB (a wasm memory holds 4 GiB; the 17B-class
   // layer's pair is 4.8 GB): then two blocks, ffLd = d.
   w1: Buf; b1: Buf | null; w2: Buf; b2: Buf | null; ffLd: number;
-  // Sparse FF controller: c1ᵀ [r, d] (in gemvPanels' layout, rows padded to 8, when d is
-  // a multiple of 4: one contiguous stream), c_bias [d_ff], and C2 either as its screen (the
+  // Sparse FF controller: c1ᵀ [r, d] (in gemvPanels' layout: one contiguous stream),
+  // c_bias [d_ff], and C2 either as its screen (the
   // default: screen.ts) or, with multiply_by_controller (which needs every logit) or
   // weights the screen cannot scale, c2 [r, d_ff] as in the checkpoint (r long rows).
   c1: Buf | null; c2: Buf | null; cBias: Buf | null; screen: ScreenBufs | null;
@@ -208,8 +208,6 @@ export class DecodeEngine {
    * - 'rows' (densePanels false, without OpenBLAS): [d_out, d_in], the wasm gemv's rows.
    */
   private readonly denseLayout: 'panels' | 'input-major' | 'rows';
-  /** Sparse FF's C1ᵀ is in gemvPanels' layout (needs d a multiple of 4; LayerW.c1). */
-  private readonly c1Panels: boolean;
   /** Every heap block the engine placed: (address, bytes). */
   private allocated: Array<{ p: number; bytes: number }> = [];
   /** The sum touchPages() read (kept so its reads are not optimised away). */
@@ -277,7 +275,6 @@ export class DecodeEngine {
     this.w2Whole = c.ffn === 'dense' && (!this.skipZeros || c.activation === 'swiglu');
     this.kernels = opts.kernels ?? createKernels({ threads: opts.threads });
     this.denseLayout = (opts.densePanels ?? true) ? 'panels' : this.kernels.blasGemv ? 'input-major' : 'rows';
-    this.c1Panels = c.d_model % 4 === 0;
     const der = derived(c);
     const d = (this.d = c.d_model);
     const hd = (this.hd = der.head_dim);
@@ -394,14 +391,9 @@ export class DecodeEngine {
         };
         if (interleave) lw.w2 = { p: lw.w1.p + d * 4, v: lw.w1.v.subarray(d) };
         if (c.ffn === 'sparse') {
-          const r = c.sparse_lowrank, c1 = get(`${b}.ffn.c1`);
-          if (this.c1Panels) {
-            const c1t = new Float32Array(r * d);
-            transposeInto(c1t, 0, d, c1, d, r);
-            lw.c1 = W(toPanels(c1t, r, d));
-          } else {
-            lw.c1 = WT(d, { data: c1, cols: r });
-          }
+          // C1 [d, r] as C1ᵀ [r, d] in panels, whatever the layout of the dense products: read once
+          // per token, it streams in 13-16 µs against 18-27 as 8 rows (dev/gemv/12_panels_lab.mjs).
+          lw.c1 = PT(d, { data: get(`${b}.ffn.c1`), cols: c.sparse_lowrank });
           const c2 = get(`${b}.ffn.c2`), cBias = get(`${b}.ffn.c_bias`);
           lw.cBias = W(cBias);
           const screen = c.sparse_multiply_by_controller ? null : buildScreen(c2, cBias, c.sparse_lowrank, dff, c.sparse_block);
@@ -451,7 +443,7 @@ export class DecodeEngine {
       this.coef = this.alloc(dff);
       const pi = this.kernels.heap.alloc(dff * 4, 64); this.allocated.push({ p: pi, bytes: dff * 4 });
       this.idx = { p: pi, v: this.kernels.heap.i32(pi, dff) };
-      this.low = this.alloc(Math.ceil(c.sparse_lowrank / 8) * 8); // gemvPanels' rows are padded to 8
+      this.low = this.alloc(c.sparse_lowrank);
       this.ctrl = this.alloc(dff);
       // The screen's per-token scratch: u's int16 pairs, its scale and norms (float64 [4]), the integer products.
       const screenCols = Math.max(1, ...this.layers.map((lw) => lw.screen?.cols ?? 1));
@@ -661,9 +653,8 @@ export class DecodeEngine {
   /** out[0, d) = the embedding of `token` (a row of tok_emb, gathered from its panel when tokEmbPanels). */
   private embed(token: number, out: Float32Array): void {
     const d = this.d, e = this.tokEmb.v;
-    if (!this.tokEmbPanels) { out.set(e.subarray(token * d, (token + 1) * d)); return; }
-    const base = (token >> 3) * 32 * Math.ceil(d / 4) + (token & 7) * 4;
-    for (let c = 0; c < d; c++) out[c] = e[base + (c >> 2) * 32 + (c & 3)];
+    if (this.tokEmbPanels) panelRow(e, d, token, out);
+    else out.set(e.subarray(token * d, (token + 1) * d));
   }
 
   /** logits = Output(Norm(x; out_norm)). */
@@ -843,7 +834,7 @@ export class DecodeEngine {
 
   /**
    * y = b2 (or 0) + Σ_{i<n} coef[i]·W2[idx[i], :]. When every unit is active (n = d_ff:
-   * SwiGLU and GELU, whose zeros are rare) idx is 0..d_ff-1 and the sum is one dense
+   * GELU, whose zeros are rare) idx is 0..d_ff-1 and the sum is one dense
    * W2ᵀ·coef (gemvT: OpenBLAS sgemv when present, which streams faster than a gather).
    */
   private down(lw: LayerW, n: number): void {
@@ -924,8 +915,7 @@ export class DecodeEngine {
    */
   private sparseFF(lw: LayerW): void {
     const c = this.config, d = this.d, dff = c.d_ff, r = c.sparse_lowrank, N = c.sparse_block, nb = dff / N;
-    if (this.c1Panels) this.kernels.gemvPanels((lw.c1 as Buf).p, Math.ceil(r / 8) * 8, d, this.xb.p, this.low.p);
-    else this.kernels.gemv((lw.c1 as Buf).p, r, d, this.xb.p, this.low.p);
+    this.kernels.gemvPanels((lw.c1 as Buf).p, r, d, this.xb.p, this.low.p);
     const l = this.ctrl.v, idx = this.idx.v, coef = this.coef.v;
     const mult = c.sparse_multiply_by_controller;
     const sc = lw.screen;

@@ -232,6 +232,12 @@ export function toPanels(w: Float32Array, rows: number, cols: number): Float32Ar
   return out;
 }
 
+/** out[0, cols) = row r of W [rows, cols] stored in gemvPanels' layout (w from toPanels or panelsInto). */
+export function panelRow(w: Float32Array, cols: number, r: number, out: Float32Array): void {
+  const base = (r >> 3) * 32 * Math.ceil(cols / 4) + (r & 7) * 4;
+  for (let c = 0; c < cols; c++) out[c] = w[base + (c >> 2) * 32 + (c & 3)];
+}
+
 // Row r of a panels matrix (ps floats per panel) from column j of an input-major source [cols, out].
 function one(dst: Float32Array, ps: number, cols: number, data: Float32Array, out: number, j: number, r: number): void {
   const base = (r >> 3) * ps + (r & 7) * 4;

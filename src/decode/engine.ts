@@ -16,7 +16,7 @@
  *   rows), logits. step() allocates nothing.
  * - Decode layouts: a matrix that a token reads whole (dense attention's
  *   projections, dense and Top-k FF's W1, the plain dense FF's and SwiGLU's W2,
- *   the untied output) used as y = x·W ([d_in, d_out] in the checkpoint) is
+ *   the output, tied or not) used as y = x·W ([d_in, d_out] in the checkpoint) is
  *   stored as Wᵀ [d_out, d_in] in 8-row panels (`denseLayout`: gemvPanels reads
  *   it as one stream). The W2 rows that the sparse paths (ReLU zeros, Top-k,
  *   Sparse FF) pick stay [d_ff, d], beside W1ᵀ [d_ff, d]: a neuron is two

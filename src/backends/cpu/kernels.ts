@@ -214,8 +214,13 @@ const UNPACK_BYTES = 1 << 20;
 
 /** Floats that W [rows, cols] takes in gemvPanels' layout (rows padded to 8, cols to 4). */
 export function panelsLength(rows: number, cols: number): number {
-  return Math.ceil(rows / 8) * 8 * Math.ceil(cols / 4) * 4;
+  return Math.ceil(rows / 8) * panelFloats(cols);
 }
+
+// gemvPanels' layout, [ceil(rows/8)][ceil(cols/4)][8 rows][4 columns]: W[r, c] is at
+// rowStart(r, panelFloats(cols)) + (c >> 2)·32 + (c & 3).
+const panelFloats = (cols: number): number => 32 * Math.ceil(cols / 4);
+const rowStart = (r: number, ps: number): number => (r >> 3) * ps + (r & 7) * 4;
 
 /**
  * W [rows, cols] (row-major) in gemvPanels' layout: [ceil(rows/8)][ceil(cols/4)][8 rows][4
@@ -224,9 +229,9 @@ export function panelsLength(rows: number, cols: number): number {
 export function toPanels(w: Float32Array, rows: number, cols: number): Float32Array {
   if (w.length !== rows * cols) throw new RangeError(`cpu kernels: toPanels needs [rows, cols], got ${w.length} values for ${rows} x ${cols}`);
   const out = new Float32Array(panelsLength(rows, cols));
-  const ps = 32 * Math.ceil(cols / 4); // floats per panel
+  const ps = panelFloats(cols);
   for (let r = 0; r < rows; r++) {
-    const base = (r >> 3) * ps + (r & 7) * 4;
+    const base = rowStart(r, ps);
     for (let c = 0; c < cols; c++) out[base + (c >> 2) * 32 + (c & 3)] = w[r * cols + c];
   }
   return out;
@@ -234,13 +239,13 @@ export function toPanels(w: Float32Array, rows: number, cols: number): Float32Ar
 
 /** out[0, cols) = row r of W [rows, cols] stored in gemvPanels' layout (w from toPanels or panelsInto). */
 export function panelRow(w: Float32Array, cols: number, r: number, out: Float32Array): void {
-  const base = (r >> 3) * 32 * Math.ceil(cols / 4) + (r & 7) * 4;
+  const base = rowStart(r, panelFloats(cols));
   for (let c = 0; c < cols; c++) out[c] = w[base + (c >> 2) * 32 + (c & 3)];
 }
 
 // Row r of a panels matrix (ps floats per panel) from column j of an input-major source [cols, out].
-function one(dst: Float32Array, ps: number, cols: number, data: Float32Array, out: number, j: number, r: number): void {
-  const base = (r >> 3) * ps + (r & 7) * 4;
+function rowFromColumn(dst: Float32Array, ps: number, cols: number, data: Float32Array, out: number, j: number, r: number): void {
+  const base = rowStart(r, ps);
   for (let c = 0; c < cols; c++) dst[base + (c >> 2) * 32 + (c & 3)] = data[c * out + j];
 }
 
@@ -254,7 +259,7 @@ export function panelsInto(dst: Float32Array, cols: number, mats: readonly { dat
   const rows = mats.reduce((s, m) => s + m.cols, 0);
   if (dst.length !== panelsLength(rows, cols)) throw new RangeError(`cpu kernels: panelsInto needs ${panelsLength(rows, cols)} floats, got ${dst.length}`);
   dst.fill(0);
-  const ps = 32 * Math.ceil(cols / 4);
+  const ps = panelFloats(cols);
   let r0 = 0;
   for (const { data, cols: out } of mats) {
     if (data.length !== cols * out) throw new RangeError(`cpu kernels: panelsInto needs [${cols}, ${out}], got ${data.length} values`);
@@ -264,16 +269,16 @@ export function panelsInto(dst: Float32Array, cols: number, mats: readonly { dat
     // a third of the time of a column-at-a-time walk). Rows of a panel shared by two
     // matrices (r0 not a multiple of 8) go one at a time.
     let j = 0;
-    for (; j < out && ((r0 + j) & 7) !== 0; j++) one(dst, ps, cols, data, out, j, r0 + j);
+    for (; j < out && ((r0 + j) & 7) !== 0; j++) rowFromColumn(dst, ps, cols, data, out, j, r0 + j);
     for (; j + 8 <= out; j += 8) {
-      const base = ((r0 + j) >> 3) * ps;
+      const base = rowStart(r0 + j, ps); // row r0 + j is a panel's first
       for (let c = 0; c < cols; c++) {
         const s = c * out + j, d = base + (c >> 2) * 32 + (c & 3);
         dst[d] = data[s]; dst[d + 4] = data[s + 1]; dst[d + 8] = data[s + 2]; dst[d + 12] = data[s + 3];
         dst[d + 16] = data[s + 4]; dst[d + 20] = data[s + 5]; dst[d + 24] = data[s + 6]; dst[d + 28] = data[s + 7];
       }
     }
-    for (; j < out; j++) one(dst, ps, cols, data, out, j, r0 + j);
+    for (; j < out; j++) rowFromColumn(dst, ps, cols, data, out, j, r0 + j);
     r0 += out;
   }
 }

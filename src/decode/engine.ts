@@ -358,56 +358,66 @@ export class DecodeEngine {
         const dense = c.attn === 'dense';
         const swiglu = c.ffn === 'dense' && c.activation === 'swiglu';
         const qkvOut = c.qkv_output;
+        // Allocated in the order a token reads them: a layer's attention weights, FF norm,
+        // controller and biases follow one another in the heap, and the big blocks that
+        // are gathered from or grow with the context (W1/W2, the KV cache, C2ᵀ for the
+        // screen's few recomputed neurons) come after them.
+        const attnNormW = W(get(`${b}.attn_norm.weight`)), attnNormB = Wopt(opt(`${b}.attn_norm.bias`));
+        const wqkv = dense ? MV(d, { data: get(`${b}.attn.wq`), cols: H * hd }, { data: get(`${b}.attn.wk`), cols: Hkv * hd }, { data: get(`${b}.attn.wv`), cols: Hkv * hd }) : null;
+        const wo = dense ? MV(H * hd, { data: get(`${b}.attn.wo`), cols: d }) : null;
+        const mult = dense ? null : factored(`${b}.attn.mult`, S, M);
+        const convQ = dense ? null : conv(`${b}.attn.conv_q`, 3);
+        const convK = dense ? null : conv(`${b}.attn.conv_k`, 3);
+        const convV = dense ? null : conv(`${b}.attn.conv_v`, 1);
+        const outMult = !dense && (qkvOut === 'mult' || qkvOut === 'multconv') ? factored(`${b}.attn.out_mult`, S, M) : null;
+        const outConv = !dense && (qkvOut === 'conv' || qkvOut === 'multconv') ? conv(`${b}.attn.out_conv`, 3) : null;
+        const ffnNormW = W(get(`${b}.ffn_norm.weight`)), ffnNormB = Wopt(opt(`${b}.ffn_norm.bias`));
+        let c1: Buf | null = null, c2: Buf | null = null, cBias: Buf | null = null, screen: ScreenBufs | null = null, c2tData: Float32Array | null = null;
+        if (c.ffn === 'sparse') {
+          // C1 [d, r] as C1ᵀ [r, d] in panels, whatever the layout of the dense products: read once
+          // per token, it streams in 13-16 µs against 18-27 as 8 rows (dev/gemv/12_panels_lab.mjs).
+          c1 = PT(d, { data: get(`${b}.ffn.c1`), cols: c.sparse_lowrank });
+          const c2Data = get(`${b}.ffn.c2`), cBiasData = get(`${b}.ffn.c_bias`);
+          const sc = c.sparse_multiply_by_controller ? null : buildScreen(c2Data, cBiasData, c.sparse_lowrank, dff, c.sparse_block);
+          if (sc) {
+            const panels = this.alloc(sc.panels.length);
+            this.kernels.heap.i32(panels.p, sc.panels.length).set(new Int32Array(sc.panels.buffer, sc.panels.byteOffset, sc.panels.length));
+            const colScale = W(sc.colScale);
+            cBias = W(cBiasData);
+            const margin = this.alloc(2 * sc.margin.length);
+            new Float64Array(margin.v.buffer, margin.v.byteOffset, sc.margin.length).set(sc.margin);
+            this.weightBytes += (panels.v.length + margin.v.length) * 4;
+            screen = { panels, colScale, c2t: { p: 0, v: new Float32Array(0) }, margin, groups: sc.groups, cols: sc.cols, qmax: sc.qmax };
+            c2tData = sc.c2t;
+          } else {
+            c2 = W(c2Data);
+            cBias = W(cBiasData);
+          }
+        }
+        const b1 = Wopt(opt(`${b}.ffn.b1`)), b2 = Wopt(opt(`${b}.ffn.b2`));
         const lw: LayerW = {
-          attnNormW: W(get(`${b}.attn_norm.weight`)), attnNormB: Wopt(opt(`${b}.attn_norm.bias`)),
-          ffnNormW: W(get(`${b}.ffn_norm.weight`)), ffnNormB: Wopt(opt(`${b}.ffn_norm.bias`)),
-          wqkv: dense ? MV(d, { data: get(`${b}.attn.wq`), cols: H * hd }, { data: get(`${b}.attn.wk`), cols: Hkv * hd }, { data: get(`${b}.attn.wv`), cols: Hkv * hd }) : null,
-          wo: dense ? MV(H * hd, { data: get(`${b}.attn.wo`), cols: d }) : null,
-          mult: dense ? null : factored(`${b}.attn.mult`, S, M),
-          convQ: dense ? null : conv(`${b}.attn.conv_q`, 3),
-          convK: dense ? null : conv(`${b}.attn.conv_k`, 3),
-          convV: dense ? null : conv(`${b}.attn.conv_v`, 1),
-          outMult: !dense && (qkvOut === 'mult' || qkvOut === 'multconv') ? factored(`${b}.attn.out_mult`, S, M) : null,
-          outConv: !dense && (qkvOut === 'conv' || qkvOut === 'multconv') ? conv(`${b}.attn.out_conv`, 3) : null,
+          attnNormW, attnNormB, ffnNormW, ffnNormB, wqkv, wo, mult, convQ, convK, convV, outMult, outConv,
           qkvState: dense ? null : this.alloc(Math.max(1, (Fl - 1) * d)),
           outState: !dense && (qkvOut === 'conv' || qkvOut === 'multconv') ? this.alloc(Math.max(1, (Fl - 1) * d)) : null,
           // Sparse FF gathers rows of W1ᵀ; dense and Top-k read all of W1 (a dense product).
           w1: interleave ? interleaved(get(`${b}.ffn.w1`), get(`${b}.ffn.w2`))
             : c.ffn === 'sparse' ? WT(d, { data: get(`${b}.ffn.w1`), cols: dff })
             : swiglu ? MV(d, { data: get(`${b}.ffn.w_gate`), cols: dff }, { data: get(`${b}.ffn.w_up`), cols: dff }) : MV(d, { data: get(`${b}.ffn.w1`), cols: dff }),
-          b1: Wopt(opt(`${b}.ffn.b1`)),
+          b1,
           // Read whole (the plain dense baseline, SwiGLU: its zeros are rare): a dense product's
           // matrix; otherwise W2 [d_ff, d] for row gathers.
           w2: interleave ? { p: 0, v: new Float32Array(0) } // set below: the second row of each pair
             : this.w2Whole
             ? MV(dff, { data: swiglu ? get(`${b}.ffn.w_down`) : get(`${b}.ffn.w2`), cols: d })
             : W(swiglu ? get(`${b}.ffn.w_down`) : get(`${b}.ffn.w2`)),
-          b2: Wopt(opt(`${b}.ffn.b2`)), ffLd: interleave ? 2 * d : d,
-          c1: null,
-          c2: null, cBias: null, screen: null,
+          b2, ffLd: interleave ? 2 * d : d,
+          c1, c2, cBias, screen,
           k: this.alloc(Hkv * maxContext * hd), v: this.alloc(Hkv * maxContext * hd),
           topk: c.ffn === 'topk' ? der.topk_per_layer[l] : 0,
           ffPrefetch: [], attnPrefetch: [], convBatch: [],
         };
         if (interleave) lw.w2 = { p: lw.w1.p + d * 4, v: lw.w1.v.subarray(d) };
-        if (c.ffn === 'sparse') {
-          // C1 [d, r] as C1ᵀ [r, d] in panels, whatever the layout of the dense products: read once
-          // per token, it streams in 13-16 µs against 18-27 as 8 rows (dev/gemv/12_panels_lab.mjs).
-          lw.c1 = PT(d, { data: get(`${b}.ffn.c1`), cols: c.sparse_lowrank });
-          const c2 = get(`${b}.ffn.c2`), cBias = get(`${b}.ffn.c_bias`);
-          lw.cBias = W(cBias);
-          const screen = c.sparse_multiply_by_controller ? null : buildScreen(c2, cBias, c.sparse_lowrank, dff, c.sparse_block);
-          if (screen) {
-            const panels = this.alloc(screen.panels.length);
-            this.kernels.heap.i32(panels.p, screen.panels.length).set(new Int32Array(screen.panels.buffer, screen.panels.byteOffset, screen.panels.length));
-            const margin = this.alloc(2 * screen.margin.length);
-            new Float64Array(margin.v.buffer, margin.v.byteOffset, screen.margin.length).set(screen.margin);
-            lw.screen = { panels, colScale: W(screen.colScale), c2t: W(screen.c2t), margin, groups: screen.groups, cols: screen.cols, qmax: screen.qmax };
-            this.weightBytes += (panels.v.length + margin.v.length) * 4;
-          } else {
-            lw.c2 = W(c2);
-          }
-        }
+        if (screen && c2tData) screen.c2t = W(c2tData);
         const span = (...bufs: (Buf | null)[]): number[] => bufs.flatMap((x) => (x === null ? [] : [x.p, x.v.length * 4]));
         // What every token reads of the controller (a screen's c2t only for the few neurons it recomputes).
         lw.ffPrefetch = span(lw.c1, lw.c2, lw.cBias, lw.screen?.panels ?? null, lw.screen?.colScale ?? null, lw.screen?.margin ?? null);

@@ -141,7 +141,7 @@ describeEachWasmBuild('controller screen', (kernels) => {
     // integer u whose largest entry is ±qmax has uScale 1 and uq = u. The screened
     // logit is then bias + the exact integer sum, which a float64 reference holds exactly.
     let seed = 20;
-    for (const [r, dff, N] of [[1, 8, 4], [8, 16, 8], [17, 100, 10], [96, 6144, 64], [32, 256, 256]] as const) {
+    for (const [r, dff, N] of [[1, 8, 4], [8, 16, 8], [17, 100, 10], [96, 6144, 64], [32, 256, 256], [96, 1400, 20]] as const) {
       const qmax = screenQmax(r);
       const g = rng(seed++);
       const c2 = new Float32Array(r * dff), u = new Float32Array(r);

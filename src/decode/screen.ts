@@ -13,12 +13,14 @@
  *   B_b = colScale[j]·‖cq[:, j]‖₂ (what u's quantization error multiplies),
  *   C_b = |c[j]| (the bias, for the float32 rounding term).
  *
- * Invariants: panels hold cq in the order CpuKernels.pairDotI16 reads them, uint32
- * [groups][cols/4][4 pairs][4 columns], word = cq[2p, j] (low 16 bits) | cq[2p+1, j]
- * (high); rows past r and columns past d_ff are zeros (cols = d_ff rounded up to 4).
+ * Invariants: panels hold cq in the order CpuKernels.pairDotI16 reads them: tiles of
+ * SCREEN_TILE columns (the last one narrower), each uint32 [groups][w/4][4 pairs][4
+ * columns] for its w columns, word = cq[2p, j] (low 16 bits) | cq[2p+1, j] (high); rows
+ * past r and columns past d_ff are zeros (cols = d_ff rounded up to 4).
  * c2t is C2ᵀ [d_ff, r] float32, the exact weights a recomputed neuron reads.
  */
 
+import { SCREEN_TILE } from '../backends/cpu/kernels.js';
 import { SparselmError } from '../tensor/errors.js';
 
 export interface ControllerScreen {
@@ -69,6 +71,7 @@ export function buildScreen(c2: Float32Array, c: Float32Array, r: number, dff: n
   // ×(1 + 2^-30): the float64 norms' rounding.
   const up = 1 + 2 ** -30;
   for (let j = 0; j < dff; j++) {
+    const t0 = j - (j % SCREEN_TILE), tw = Math.min(SCREEN_TILE, cols - t0), jj = j - t0;
     let mx = 0;
     for (let i = 0; i < r; i++) {
       const v = c2[i * dff + j];
@@ -85,10 +88,11 @@ export function buildScreen(c2: Float32Array, c: Float32Array, r: number, dff: n
       const q = scale === 0 ? 0 : Math.max(-qmax, Math.min(qmax, Math.round(v / scale)));
       const e = v - scale * q;
       err2 += e * e; q2 += q * q;
-      // Pair p = i >> 1 in group g = p >> 2, slot p & 3; column group j >> 2, lane j & 3.
+      // Pair p = i >> 1 in group g = p >> 2, slot p & 3; column j in the tile from t0 (w
+      // columns wide) at jj = j - t0: column group jj >> 2, lane jj & 3.
       const p = i >> 1, g = p >> 2;
-      const w = g * cols * 4 + (j >> 2) * 16 + (p & 3) * 4 + (j & 3);
-      panels[w] |= (q & 0xffff) << ((i & 1) * 16);
+      const at = t0 * groups * 4 + g * tw * 4 + (jj >> 2) * 16 + (p & 3) * 4 + (jj & 3);
+      panels[at] |= (q & 0xffff) << ((i & 1) * 16);
     }
     const b = Math.floor(j / N);
     margin[3 * b] = Math.max(margin[3 * b], Math.sqrt(err2) * up);

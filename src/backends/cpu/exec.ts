@@ -309,7 +309,7 @@ function runChunk(ex: KernelExports, op: number, f64: Float64Array, t: number, c
     case Op.GemvPanels: // items are panels of 8 rows
       ex.gemvPanels(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], f64[a + 5], f64[a + 6], f64[a + 7], lo, hi);
       break;
-    case Op.PairDot: // items are columns (chunks of multiples of 4)
+    case Op.PairDot: // items are columns (chunks of whole tiles)
       ex.pairDotI16(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], lo, hi);
       break;
     case Op.MulRows: { // items are rows of D and out

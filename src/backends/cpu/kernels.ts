@@ -142,8 +142,10 @@ export interface CpuKernels {
    */
   screenQuantize(pU: number, r: number, qmax: number, pUq: number, pInfo: number): void;
   /**
-   * Step 2: acc[j] (int32 [cols]) = Σ_p dot(P[p, j], uq pair p), P in panels: uint32
-   * [groups][cols/4][4 pairs][4 columns], cols a multiple of 4. The threads share the columns.
+   * Step 2: acc[j] (int32 [cols]) = Σ_p dot(P[p, j], uq pair p), P in panels: tiles of
+   * SCREEN_TILE columns (the last one narrower), each uint32 [groups][w/4][4 pairs][4
+   * columns] for its w columns; cols a multiple of 4. The threads share whole tiles, so
+   * each reads one contiguous run.
    */
   pairDotI16(pP: number, groups: number, cols: number, pUq: number, pAcc: number): void;
   /**
@@ -199,6 +201,13 @@ const PAR_MIN_FLOPS = 1 << 19;
 // Attention shares its heads from this many multiply-adds (q·k and p·v: 2·H·T·hd);
 // it also computes H·T exponentials.
 const ATT_PAR_MIN = 1 << 16;
+/**
+ * Columns per tile of the controller screen's panels (pairDotI16; the kernel's constant of
+ * the same name must match): a thread's share is whole tiles, one contiguous run of
+ * memory (with [groups][cols/4] panels, a share of the columns was one piece per group,
+ * and on two threads the product ran slower than on one).
+ */
+export const SCREEN_TILE = 256;
 /** Numbers per product in CpuKernels.gemmBatch's list: the control block's layout (exec.ts), heap addresses for its native ones. */
 export const GEMM_FIELDS = B_FIELDS;
 // gemmSmallM on one thread: rows of B per block (see the kernel).
@@ -856,8 +865,8 @@ class Kernels implements CpuKernels {
     this.begin(memoryOf(pP), (4 * groups + cols) * 4);
     a[ARGS] = offsetOf(pP); a[ARGS + 1] = groups; a[ARGS + 2] = cols;
     a[ARGS + 3] = this.place(pUq, 16 * groups, true, false); a[ARGS + 4] = this.place(pAcc, cols * 4, false, true);
-    // Columns in multiples of 4, about 4 chunks per thread.
-    const { chunk } = evenChunks(cols, 4, this.threads, 4);
+    // Whole tiles, about 4 chunks per thread.
+    const { chunk } = evenChunks(cols, SCREEN_TILE, this.threads, 4);
     this.runChunked(Op.PairDot, cols, chunk, groups * cols * 4 >= PAR_MIN_FLOATS);
     this.end();
   }

@@ -846,25 +846,34 @@ export function screenQuantize(pU: usize, r: i32, qmax: i32, pUq: usize, pInfo: 
   store<f64>(pInfo, <f64>sc * Math.sqrt(qq) * up, 24);
 }
 
+// Columns per tile of pairDotI16's panels (kernels.ts SCREEN_TILE: the same number).
+const SCREEN_TILE: i32 = 256;
+
 // acc[j] = Σ_p dot(P[p, j], uq pair p) (int32) for j in [c0, c1): the integer part of the
-// screened logits. P is stored in panels, in the order this loop reads it, so that the
-// whole matrix is one contiguous stream (four separate row streams read 25% slower
-// cold, dev/gemv/11_screen_lab.mjs): uint32 [groups][cols/4][4 pairs][4 columns], pairs
-// padded with zeros to 4·groups, cols a multiple of 4, and so are c0 and c1.
-// uq: uint32 [4·groups]; acc: int32 [cols].
+// screened logits. P is stored in the order this loop reads it, so that the whole matrix
+// is one contiguous stream (four separate row streams read 25% slower cold,
+// dev/gemv/11_screen_lab.mjs), and so is any run of whole tiles, which is what a thread
+// takes: tiles of SCREEN_TILE columns (the last one narrower), each uint32
+// [groups][w/4][4 pairs][4 columns] for its w columns; pairs padded with zeros to
+// 4·groups, cols a multiple of 4, c0 a multiple of SCREEN_TILE and c1 one or cols. A
+// tile's sums (1 KB) stay in L1 over its groups. uq: uint32 [4·groups]; acc: int32 [cols].
 export function pairDotI16(pP: usize, groups: i32, cols: i32, pUq: usize, pAcc: usize, c0: i32, c1: i32): void {
-  const s0: usize = <usize>c0 << 2, e: usize = <usize>c1 << 2;
-  const gb: usize = <usize>cols << 4; // bytes per group: 4 pairs of cols words
-  for (let o = s0; o < e; o += 16) v128.store(pAcc + o, i32x4.splat(0));
-  for (let g = 0; g < groups; g++) {
-    const u = pUq + (<usize>g << 4);
-    const k0 = v128.load32_splat(u), k1 = v128.load32_splat(u, 4), k2 = v128.load32_splat(u, 8), k3 = v128.load32_splat(u, 12);
-    let w = pP + <usize>g * gb + (s0 << 2);
-    for (let o = s0; o < e; o += 16) {
-      const a = i32x4.add(i32x4.dot_i16x8_s(v128.load(w), k0), i32x4.dot_i16x8_s(v128.load(w, 16), k1));
-      const b = i32x4.add(i32x4.dot_i16x8_s(v128.load(w, 32), k2), i32x4.dot_i16x8_s(v128.load(w, 48), k3));
-      v128.store(pAcc + o, i32x4.add(v128.load(pAcc + o), i32x4.add(a, b)));
-      w += 64;
+  for (let t0 = c0; t0 < c1; t0 += SCREEN_TILE) {
+    const w = min(SCREEN_TILE, cols - t0);
+    const tile = pP + ((<usize>t0 * <usize>groups) << 4);
+    const a0 = pAcc + (<usize>t0 << 2), ae = a0 + (<usize>w << 2);
+    const gb: usize = <usize>w << 4; // bytes per group of the tile: 4 pairs of w words
+    for (let o = a0; o < ae; o += 16) v128.store(o, i32x4.splat(0));
+    for (let g = 0; g < groups; g++) {
+      const u = pUq + (<usize>g << 4);
+      const k0 = v128.load32_splat(u), k1 = v128.load32_splat(u, 4), k2 = v128.load32_splat(u, 8), k3 = v128.load32_splat(u, 12);
+      let p = tile + <usize>g * gb;
+      for (let o = a0; o < ae; o += 16) {
+        const a = i32x4.add(i32x4.dot_i16x8_s(v128.load(p), k0), i32x4.dot_i16x8_s(v128.load(p, 16), k1));
+        const b = i32x4.add(i32x4.dot_i16x8_s(v128.load(p, 32), k2), i32x4.dot_i16x8_s(v128.load(p, 48), k3));
+        v128.store(o, i32x4.add(v128.load(o), i32x4.add(a, b)));
+        p += 64;
+      }
     }
   }
 }

@@ -18,7 +18,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { U32, checkClose, checkGemmCases, describeEachWasmBuild, gamma, positionMajor, randArray, refProduct, rng } from './helpers.js';
-import { createKernels, type CpuKernels } from '../src/backends/cpu/kernels.js';
+import { EXPF4_ULPS, createKernels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 
 /** Copies `data` into a fresh heap block (with one spare float for a sentinel) and returns its address. */
 function put(k: CpuKernels, data: Float32Array | Int32Array, spare = 0): number {
@@ -100,6 +100,40 @@ describeEachWasmBuild('wasm kernels', (kernels, simd, threads) => {
     }
   });
 
+  test('expArray (attention\'s exp): within EXPF4_ULPS ulps on [ln 2^-126, 0], exact at 0, 0 below, NaN for NaN', () => {
+    const k = kernels();
+    const lo = Math.log(2 ** -126);
+    // Every 1/4096 of the range, then points near the edges of the reduction (x·log2 e
+    // halfway between integers) and near both ends.
+    const xs: number[] = [];
+    for (let i = 0; i <= 4096 * 87; i++) xs.push(-i / 4096);
+    for (let kk = 0; kk <= 126; kk++) for (const dx of [-1e-6, 0, 1e-6]) xs.push(-(kk + 0.5) * Math.LN2 + dx);
+    xs.push(lo + 1e-5, lo - 1e-4, -100, -1e30, Number.NEGATIVE_INFINITY, Number.NaN, -0, 0);
+    const x = Float32Array.from(xs), n = x.length;
+    const pX = k.heap.alloc(n * 4), pY = k.heap.alloc(n * 4 + 4);
+    k.heap.f32(pX, n).set(x);
+    k.heap.f32(pY + n * 4, 1)[0] = 42;
+    k.expArray(pX, pY, n);
+    const y = k.heap.f32(pY, n);
+    let worst = 0;
+    for (let i = 0; i < n; i++) {
+      const v = x[i];
+      if (Number.isNaN(v)) { assert.ok(Number.isNaN(y[i]), 'NaN stays NaN'); continue; }
+      if (v < Math.fround(-87.336544)) { assert.equal(y[i], 0, `exp(${v}) below the smallest normal is 0`); continue; }
+      const want = Math.exp(v);
+      if (want < 2 ** -126) continue; // the few x between ln 2^-126 and the threshold: subnormal results
+      const ulp = 2 ** (Math.floor(Math.log2(want)) - 23);
+      const err = Math.abs(y[i] - want) / ulp;
+      worst = Math.max(worst, err);
+      if (!(err <= EXPF4_ULPS)) assert.fail(`${simd}: exp(${v}) = ${y[i]}, want ${want}: ${err.toFixed(2)} ulps`);
+    }
+    assert.equal(y[n - 1], 1, 'exp(0) = 1 exactly');
+    assert.equal(y[n - 2], 1, 'exp(-0) = 1 exactly');
+    assert.ok(worst > 0.4, `the measurement can see rounding (${worst})`);
+    assert.equal(k.heap.f32(pY + n * 4, 1)[0], 42, 'nothing written past y');
+    k.heap.free(pX); k.heap.free(pY);
+  });
+
   test('attention: grouped kv heads, head- and position-major caches, odd head size', () => {
     const k = kernels();
     let seed = 500;
@@ -116,7 +150,8 @@ describeEachWasmBuild('wasm kernels', (kernels, simd, threads) => {
           // Scores: a float32 dot of hd terms, times scale, rounded: error at most
           // delta = gamma(hd + 1) · scale · Σ|q k| each. Softmax is shift-invariant, so
           // errors of at most delta move each p by a factor within e^(±2·delta); the
-          // kernel rounds e and p to float32 (two more u): rho = e^(2·delta)(1+u)^2 - 1.
+          // kernel's exp is within EXPF4_ULPS ulps (relative 2^-23 each), and p = e·(1/sum)
+          // rounds twice more: rho = e^(2·delta)(1 + EXPF4_ULPS·2^-23)(1+u)^2 - 1.
           // The output sums T products p·v from zero: gamma(T) · Σ p̂|v|. So
           // |out - exact| <= (rho + gamma(T)(1 + rho)) · Σ_t p_t |v_t| (+1e-15 relative for
           // the float64 exp and sums).
@@ -131,7 +166,7 @@ describeEachWasmBuild('wasm kernels', (kernels, simd, threads) => {
           const mx = Math.max(...s);
           let sum = 0;
           for (let t = 0; t < T; t++) { s[t] = Math.exp(s[t] - mx); sum += s[t]; }
-          const rho = Math.exp(2 * delta) * (1 + U32) ** 2 - 1;
+          const rho = Math.exp(2 * delta) * (1 + EXPF4_ULPS * 2 ** -23) * (1 + U32) ** 2 - 1;
           for (let i = 0; i < hd; i++) {
             let o = 0, m = 0;
             for (let t = 0; t < T; t++) { const p = s[t] / sum, v = V[base + t * hd + i]; o += p * v; m += p * Math.abs(v); }

@@ -63,6 +63,7 @@ export interface KernelExports {
   screenArgmax(pAcc: number, pColScale: number, pBias: number, pS: number, pIdx: number, nb: number, N: number,
     pMargin: number, pInfo: number, pC2t: number, r: number, pU: number): number;
   im2col(pState: number, pCur: number, pCol: number, S: number, M: number, Fl: number, Fw: number, d: number): void;
+  expArray(pX: number, pY: number, n: number): void;
   attention(pQ: number, pK: number, pV: number, pOut: number, pS: number, H: number, group: number, T: number, hd: number,
     kvStride: number, ld: number, scale: number): void;
   norm(pX: number, pW: number, pB: number, hasBias: number, pOut: number, n: number, eps: number, rms: number): void;

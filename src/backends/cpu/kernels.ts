@@ -133,6 +133,12 @@ export interface CpuKernels {
    * col: [S, Fl·Fw·M]. On the calling thread.
    */
   im2col(pState: number, pCur: number, pCol: number, S: number, M: number, Fl: number, Fw: number, d: number): void;
+  /**
+   * y[i] = exp(x[i]) for i < n (float32), as attention's softmax computes it (its scores
+   * minus their maximum, so x ≤ 0): within EXPF4_ULPS units in the last place; 0 below
+   * ln 2^-126; NaN for NaN. On the calling thread.
+   */
+  expArray(pX: number, pY: number, n: number): void;
   /** idx[b] (int32) = argmax of l[b·N .. (b+1)·N) for b < nb, ties to the lower index. On the calling thread. */
   blockArgmax(pL: number, pIdx: number, nb: number, N: number): void;
   /**
@@ -208,6 +214,11 @@ const ATT_PAR_MIN = 1 << 16;
  * and on two threads the product ran slower than on one).
  */
 export const SCREEN_TILE = 256;
+/**
+ * The largest error of attention's exp (assembly/kernels.ts expf4) in units in the last
+ * place of its result, for x in [ln 2^-126, 0] (test/cpu-kernels.test.ts measures it).
+ */
+export const EXPF4_ULPS = 2;
 /** Numbers per product in CpuKernels.gemmBatch's list: the control block's layout (exec.ts), heap addresses for its native ones. */
 export const GEMM_FIELDS = B_FIELDS;
 // gemmSmallM on one thread: rows of B per block (see the kernel).
@@ -838,6 +849,14 @@ class Kernels implements CpuKernels {
     this.end();
   }
 
+  expArray(pX: number, pY: number, n: number): void {
+    checkInt('n', n);
+    const m = memoryOf(pY);
+    this.begin(m, n * 4);
+    this.exs[m].expArray(this.place(pX, n * 4, true, false), offsetOf(pY), n);
+    this.end();
+  }
+
   blockArgmax(pL: number, pIdx: number, nb: number, N: number): void {
     checkInt('nb', nb); checkInt('N', N);
     if (N < 1) throw new RangeError(`cpu kernels: blockArgmax needs N >= 1, got ${N}`);
@@ -1081,6 +1100,7 @@ function warmUp(module: WasmModule, ex: KernelExports, heap: SharedHeap): void {
     ex.mulRows(pa, pb, pc, 4, n);
     ex.addRows(pc, pb, 4, n);
     ex.im2col(pa, pb, pc, 4, 4, 3, 3, 16);
+    ex.expArray(pa, pc, 7);
     ex.blockArgmax(pa, ps, 3, 16);
     ex.gemvPanels(pa, 13, 15, pb, 16, 2, pc, 16, 0, 2);
     ex.screenQuantize(pa, 16, 1000, pc, ps);

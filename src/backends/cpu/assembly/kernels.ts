@@ -590,6 +590,34 @@ function gemmSmallMRows(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i32,
   }
 }
 
+// exp(x) on four float32 lanes, for softmax's shifted scores (x ≤ 0), within EXPF4_ULPS
+// units in the last place (kernels.ts; the tests measure it): x = k·ln2 + r with k =
+// nearest(x·log2 e) and r = (x - k·LN2_HI) - k·LN2_LO (Cody and Waite: LN2_HI has nine
+// trailing zero bits, so k·LN2_HI is exact for |k| < 512), |r| ≤ ln2/2; e^r by its
+// Taylor polynomial of degree 7 (truncation error below 2^-27); times 2^k built in the
+// exponent bits. Below -87.336544 (where e^x < 2^-126, the smallest normal float) the
+// result is 0; a NaN stays NaN. Not for x > 88.
+@inline function expf4(x: v128): v128 {
+  const kf = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504)));
+  const r = madd(kf, f32x4.splat(-1.428606765330187e-6), madd(kf, f32x4.splat(-0.693145751953125), x));
+  let p = madd(f32x4.splat(1.9841270e-4), r, f32x4.splat(1.3888889e-3));
+  p = madd(p, r, f32x4.splat(8.3333333e-3));
+  p = madd(p, r, f32x4.splat(4.1666667e-2));
+  p = madd(p, r, f32x4.splat(1.6666667e-1));
+  p = madd(p, r, f32x4.splat(0.5));
+  p = madd(p, r, f32x4.splat(1));
+  p = madd(p, r, f32x4.splat(1));
+  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(kf), i32x4.splat(127)), 23);
+  return v128.andnot(f32x4.mul(p, scale), f32x4.lt(x, f32x4.splat(-87.336544)));
+}
+
+// exp of n floats at pX into pY with expf4 (what attention's softmax computes; for tests).
+export function expArray(pX: usize, pY: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(pY + (<usize>i << 2), expf4(v128.load(pX + (<usize>i << 2))));
+  for (; i < n; i++) store<f32>(pY + (<usize>i << 2), f32x4.extract_lane(expf4(f32x4.splat(load<f32>(pX + (<usize>i << 2)))), 0));
+}
+
 // ---------------------------------------------------------------------------------
 // Batch-1 causal attention of one query over T cached positions, all heads in one call
 // (the decoder's per-token attention: short rows, so one call instead of a gemv, a
@@ -622,22 +650,36 @@ export function attention(pQ: usize, pK: usize, pV: usize, pOut: usize, pS: usiz
     const kt = pK + <usize>t * rb, st = pS + (<usize>t << 2);
     for (let h = 0; h < H; h++) store<f32>(st + <usize>h * sb, dot1(kt + <usize>(h / group) * hs, pQ + <usize>h * qb, hd) * scale);
   }
-  // Softmax per head: p[t] = exp(s[t] - max) / sum, the quotient in float64.
+  // Softmax per head: p[t] = exp(s[t] - max)·(1/sum), four positions at a time (expf4:
+  // a scalar float64 exp per score was two thirds of this kernel's time), the sum in
+  // float64.
   for (let h = 0; h < H; h++) {
     const sh = pS + <usize>h * sb;
-    let mx = -Infinity;
-    for (t = 0; t < T; t++) { const v = <f64>load<f32>(sh + (<usize>t << 2)); if (v > mx) mx = v; }
-    let sum: f64 = 0;
-    for (t = 0; t < T; t++) {
+    // The maximum skips NaNs (pmax keeps the accumulator when the new lane is NaN); a NaN
+    // score still makes every p NaN, through the sum.
+    let m = f32x4.splat(-Infinity);
+    for (t = 0; t < T4; t += 4) m = f32x4.pmax(m, v128.load(sh + (<usize>t << 2)));
+    let mx: f32 = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+    for (t = T4; t < T; t++) { const v = load<f32>(sh + (<usize>t << 2)); if (v > mx) mx = v; }
+    const mv = f32x4.splat(mx);
+    let s0 = f64x2.splat(0), s1 = f64x2.splat(0);
+    for (t = 0; t < T4; t += 4) {
       const a = sh + (<usize>t << 2);
-      const e = Math.exp(<f64>load<f32>(a) - mx);
-      store<f32>(a, <f32>e);
-      sum += e;
+      const e = expf4(f32x4.sub(v128.load(a), mv));
+      v128.store(a, e);
+      s0 = f64x2.add(s0, f64x2.promote_low_f32x4(e));
+      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(i32x4.shuffle(e, e, 2, 3, 0, 1)));
     }
-    for (t = 0; t < T; t++) {
+    let sum = hsum64(f64x2.add(s0, s1));
+    for (t = T4; t < T; t++) {
       const a = sh + (<usize>t << 2);
-      store<f32>(a, <f32>(<f64>load<f32>(a) / sum));
+      const e = f32x4.extract_lane(expf4(f32x4.splat(load<f32>(a) - mx)), 0);
+      store<f32>(a, e);
+      sum += <f64>e;
     }
+    const inv = f32x4.splat(<f32>(1 / sum));
+    for (t = 0; t < T4; t += 4) { const a = sh + (<usize>t << 2); v128.store(a, f32x4.mul(v128.load(a), inv)); }
+    for (t = T4; t < T; t++) { const a = sh + (<usize>t << 2); store<f32>(a, load<f32>(a) * f32x4.extract_lane(inv, 0)); }
     const out = pOut + <usize>h * qb;
     for (let o: usize = 0; o < oe; o += 16) v128.store(out + o, f32x4.splat(0));
     for (let c = end4; c < hd; c++) store<f32>(out + (<usize>c << 2), 0);

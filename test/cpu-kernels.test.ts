@@ -17,7 +17,7 @@ import { TRANSPOSES, block, checkClose, checkGemmCases, gamma, positionMajor, ra
 import { createKernels, panelsLength, toPanels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 import { newSharedMemory } from '../src/backends/cpu/heap.js';
 import { nativeAddress } from '../src/backends/cpu/native.js';
-import { MAX_JOBS, OP_BITS, Op } from '../src/backends/cpu/exec.js';
+import { MAX_JOBS, OP_BITS, Op, PF_MAX_RANGES } from '../src/backends/cpu/exec.js';
 
 test('control block: every op fits the op bits of SEQ, and the largest job counter keeps SEQ a positive int32', () => {
   // A 16th op once wrapped to op 0 in the workers' decoding (s & 15): an "unknown op" only
@@ -353,13 +353,27 @@ test('prefetch: a hint that returns at once; the kernels after it are unaffected
       h.f32(W, rows * cols).set(w); h.f32(x, cols).set(xv);
       const want = refGemm(false, false, rows, 1, cols, w, 0, cols, xv, 0, 1, null, 0, 1);
       for (let i = 0; i < 20; i++) {
-        k.prefetch([W, rows * cols * 4, x, cols * 4]); // while one is pending the next is dropped
+        k.prefetch([W, rows * cols * 4, x, cols * 4]); // while two are pending the next is dropped
         k.gemv(W, rows, cols, x, y);
         checkClose(h.f32(y, rows), want, `gemv after prefetch ${i}, ${threads} threads`);
         if (i % 5 === 0) await new Promise((r) => setTimeout(r, 2)); // let a worker finish one
       }
       assert.throws(() => k.prefetch([W]), RangeError);
-      assert.throws(() => k.prefetch(Array.from({ length: 62 }, () => W)), RangeError);
+      assert.throws(() => k.prefetch(Array.from({ length: 2 * PF_MAX_RANGES + 2 }, () => W)), RangeError);
+      if (threads > 1) {
+        // Two posted back to back, the second while the first is unread: both are read, in turn.
+        const done = async (want: number): Promise<void> => {
+          for (let t = 0; t < 2000 && k.prefetchesDone() < want; t++) await new Promise((r) => setTimeout(r, 1));
+        };
+        await new Promise((r) => setTimeout(r, 50)); // the loop's prefetches (480 KB each) read by now
+        const before = k.prefetchesDone();
+        k.prefetch([W, rows * cols * 4]);
+        k.prefetch([x, cols * 4]);
+        await done(before + 2);
+        assert.equal(k.prefetchesDone(), before + 2, 'the second prefetch is queued, not dropped');
+      } else {
+        assert.equal(k.prefetchesDone(), 0, 'one thread: no prefetch');
+      }
     } finally {
       k.dispose();
     }

@@ -30,14 +30,19 @@
 //   addresses (valid in every thread of the process), so they need no wasm instance.
 //   Chunked rather than static: on a loaded machine a descheduled worker would hold up
 //   a static share for a whole scheduler slice (4 ms measured here).
-// - Prefetch: a hint the main thread posts without waiting. It may post one only while
-//   PF_BUSY is 0; it writes the ranges (PF_COUNT, then memory, offset, bytes each), sets
-//   PF_BUSY = 1 and posts the job. The first worker to see it claims it (compare-exchange
-//   PF_BUSY 1 -> 2), copies the ranges and reads them once, so the data is in the
-//   shared caches when the main thread gets to it; then it stores PF_BUSY = 0. It reads
-//   in pieces of PF_PIECE bytes and looks at SEQ between pieces: a new job is served
-//   first, then the prefetch resumes (PrefetchCursor). Only one worker takes a prefetch,
-//   and the main thread never writes the ranges while one is pending.
+// - Prefetch: a hint the main thread posts without waiting, into one of two slots, so
+//   that one can wait while a worker reads the other (the decoder posts the controller's
+//   weights, then the next layer's Sparse QKV weights, often before the first is read).
+//   Slot k has a state word PF_STATE + k (0 free, 1 posted, 2 claimed) and a descriptor
+//   at PF_SLOT[k]: its post number, the number of ranges, then memory, offset, bytes per
+//   range. The main thread posts into the slot after the one it posted last, only while
+//   that slot is free (else the hint is dropped): it writes the descriptor, stores state
+//   1 and posts the job. A worker that has no prefetch claims the posted slot with the
+//   lower post number (compare-exchange 1 -> 2), copies its ranges and reads them once, so
+//   the data is in the shared caches when the main thread gets to it; then it stores 0
+//   and adds 1 to PF_DONE. It reads in pieces of PF_PIECE bytes and looks at SEQ between
+//   pieces: a new job is served first, then the prefetch resumes (PrefetchCursor). The
+//   main thread never writes a slot's descriptor while its state is not 0.
 
 import { sgemmInParts, type Blas } from './blas.js';
 
@@ -79,7 +84,8 @@ export const MAX_THREADS = 64;
 export const SEQ = 0;
 export const DONE = 16;
 export const ERR = 48;
-export const PF_BUSY = 32;
+export const PF_STATE = 32;   // and 33: the prefetch slots' states
+export const PF_DONE = 36;    // prefetches read to the end (a count, for diagnostics and tests)
 export const NEXT = 768;      // byte 3072
 export const COMPLETE = 784;  // byte 3136
 export const NCHUNKS = 800;   // byte 3200
@@ -87,8 +93,9 @@ export const NCHUNKS = 800;   // byte 3200
 export const ARGS = 256 / 8;     // 32 arguments
 export const RANGES = 512 / 8;   // 4 per thread: lo0, hi0, lo1, hi1
 export const RESULTS = 2560 / 8; // 1 per thread
-export const PF_COUNT = 3328 / 8; // prefetch: number of ranges, then 3 per range (memory, offset, bytes)
-export const PF_MAX_RANGES = 30;
+export const PF_MAX_RANGES = 15;
+/** The prefetch slots' descriptors: post number, number of ranges, then 3 per range (memory, offset, bytes). */
+export const PF_SLOT = [3328 / 8, 3328 / 8 + 2 + 3 * PF_MAX_RANGES] as const;
 
 export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7, AddMemory: 8, BlasGemv: 9, BlasGemm: 10, Attention: 11, MulRows: 12, Prefetch: 13, BlasGemmBatch: 14, PairDot: 15, GemvPanels: 16, PanelsGemm: 17 } as const;
 export const TAG_BITS = 11;
@@ -193,21 +200,27 @@ export class PrefetchCursor {
   private n = 0;
   private r = 0;
   private off = 0;
+  private slot = 0;
   /** True between a successful claim() and the step() that finishes. */
   active = false;
 
   constructor(private readonly exs: readonly KernelExports[], private readonly i32: Int32Array, private readonly f64: Float64Array) {}
 
-  /** Claim a posted prefetch (PF_BUSY 1 -> 2) and copy its ranges; false when none is posted or another worker took it. */
+  /** Claim the older posted slot (state 1 -> 2) and copy its ranges; false when none is posted or another worker took it. */
   claim(): boolean {
-    if (Atomics.compareExchange(this.i32, PF_BUSY, 1, 2) !== 1) return false;
-    this.n = Math.min(PF_MAX_RANGES, this.f64[PF_COUNT]);
-    this.ranges.set(this.f64.subarray(PF_COUNT + 1, PF_COUNT + 1 + 3 * this.n));
-    this.r = 0; this.off = 0; this.active = true;
+    const i32 = this.i32, f64 = this.f64;
+    const posted0 = Atomics.load(i32, PF_STATE) === 1, posted1 = Atomics.load(i32, PF_STATE + 1) === 1;
+    if (!posted0 && !posted1) return false;
+    const k = posted0 && posted1 ? (f64[PF_SLOT[0]] < f64[PF_SLOT[1]] ? 0 : 1) : posted0 ? 0 : 1;
+    if (Atomics.compareExchange(i32, PF_STATE + k, 1, 2) !== 1) return false;
+    const d = PF_SLOT[k];
+    this.n = Math.min(PF_MAX_RANGES, f64[d + 1]);
+    this.ranges.set(f64.subarray(d + 2, d + 2 + 3 * this.n));
+    this.slot = k; this.r = 0; this.off = 0; this.active = true;
     return true;
   }
 
-  /** Read up to `bytes` more of the ranges; at the end, release the prefetch (PF_BUSY = 0). */
+  /** Read up to `bytes` more of the ranges; at the end, free the slot and count the prefetch done. */
   step(bytes: number): void {
     let left = bytes;
     try {
@@ -222,7 +235,11 @@ export class PrefetchCursor {
       this.r = this.n; // a bad range ends the hint; the kernels do not depend on it
       throw e;
     } finally {
-      if (this.r >= this.n) { this.active = false; Atomics.store(this.i32, PF_BUSY, 0); }
+      if (this.r >= this.n) {
+        this.active = false;
+        Atomics.store(this.i32, PF_STATE + this.slot, 0);
+        Atomics.add(this.i32, PF_DONE, 1);
+      }
     }
   }
 }

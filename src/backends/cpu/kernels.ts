@@ -23,7 +23,7 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { loadBlas, sgemmInParts, type Blas } from './blas.js';
 import { adviseHugePages, nativeAddress } from './native.js';
 import {
-  A_CHUNK, A_MEM, MAX_JOBS, OP_BITS, A_N, A_PART, A_PSTRIDE, ARGS, B_FIELDS, B_MAX, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, PF_BUSY, PF_COUNT, PF_MAX_RANGES, G_A, G_COLS, G_LDA, G_M, G_N, G_TRANS, G_X,
+  A_CHUNK, A_MEM, MAX_JOBS, OP_BITS, A_N, A_PART, A_PSTRIDE, ARGS, B_FIELDS, B_MAX, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, PF_DONE, PF_MAX_RANGES, PF_SLOT, PF_STATE, G_A, G_COLS, G_LDA, G_M, G_N, G_TRANS, G_X,
   G_Y, M_A, M_B, M_BETA, M_C, M_COLS, M_K, M_LDA, M_LDB, M_LDC, M_M, M_N, M_TRANSA, M_TRANSB, T_GROUP, T_HD, T_K, T_KVSTRIDE, T_LD, T_OUT, T_Q, T_S, T_SCALE, T_T, T_V, MAX_THREADS, NCHUNKS, NEXT, Op,
   RANGES, RESULTS, SEQ, TAG_BITS, runChunks, runShare, type KernelExports,
 } from './exec.js';
@@ -184,10 +184,13 @@ export interface CpuKernels {
   readBandwidth(p: number, bytes: number): number;
   /**
    * A hint: a worker reads these ranges (address, bytes pairs) once, in the background,
-   * so that they are in the shared caches when a later call reads them. Returns at once;
-   * does nothing on one thread or while an earlier prefetch is still running.
+   * so that they are in the shared caches when a later call reads them, after the one
+   * posted before it. Returns at once; does nothing on one thread, or while two earlier
+   * prefetches are still unread (up to PF_MAX_RANGES pairs).
    */
   prefetch(ranges: readonly number[]): void;
+  /** How many prefetches a worker has read to the end (always 0 on one thread). */
+  prefetchesDone(): number;
   /**
    * c[M,N] = op(a)[M,K] · op(b)[K,N] on JS arrays (overwrites c). Strides/offsets as in gemm,
    * in elements: a stored from aOff as [M, lda] (or [K, lda] if transA), b from bOff as
@@ -373,6 +376,8 @@ class Kernels implements CpuKernels {
   private iota = 0; // int32 0, 1, .. iotaLength-1: gemvT's index list on the wasm path
   private iotaLength = 0;
   private jobs = 0;
+  // Prefetches posted (the next goes into slot prefetchPosts % 2: exec.ts).
+  private prefetchPosts = 0;
   private arenaBytes = 0;
   private disposed = false;
   // The call being set up (begin/place/end): its memory, staging bytes used, and the
@@ -938,16 +943,22 @@ class Kernels implements CpuKernels {
   prefetch(ranges: readonly number[]): void {
     const n = ranges.length / 2;
     if (!Number.isInteger(n) || n > PF_MAX_RANGES) throw new RangeError(`cpu kernels: prefetch takes up to ${PF_MAX_RANGES} (address, bytes) pairs`);
-    if (this.threads === 1 || this.disposed || Atomics.load(this.i32, PF_BUSY) !== 0) return;
-    const f = this.f64;
-    f[PF_COUNT] = n;
+    // The slot after the one posted last, while it is free (exec.ts).
+    const k = this.prefetchPosts % 2;
+    if (this.threads === 1 || this.disposed || Atomics.load(this.i32, PF_STATE + k) !== 0) return;
+    const f = this.f64, d = PF_SLOT[k];
+    f[d] = ++this.prefetchPosts; f[d + 1] = n;
     for (let r = 0; r < n; r++) {
-      const p = ranges[2 * r], o = PF_COUNT + 1 + 3 * r;
+      const p = ranges[2 * r], o = d + 2 + 3 * r;
       f[o] = memoryOf(p); f[o + 1] = offsetOf(p); f[o + 2] = ranges[2 * r + 1];
     }
-    Atomics.store(this.i32, PF_BUSY, 1);
+    Atomics.store(this.i32, PF_STATE + k, 1);
     this.nextJob();
     this.post(Op.Prefetch);
+  }
+
+  prefetchesDone(): number {
+    return Atomics.load(this.i32, PF_DONE);
   }
 
   swiglu(pH: number, pOut: number, n: number): void {

@@ -4,7 +4,7 @@
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { wasm, type WasmMemory, type WasmModule } from './wasm-api.js';
 import { loadBlas, type Blas } from './blas.js';
-import { DONE, ERR, OP_BITS, Op, PF_BUSY, PF_PIECE, PrefetchCursor, SEQ, TAG_BITS, isChunked, runChunks, runShare, type KernelExports } from './exec.js';
+import { DONE, ERR, OP_BITS, Op, PF_PIECE, PrefetchCursor, SEQ, TAG_BITS, isChunked, runChunks, runShare, type KernelExports } from './exec.js';
 
 interface WorkerInit {
   module: WasmModule;
@@ -42,11 +42,11 @@ const prefetch = new PrefetchCursor(exs, i32, f64);
 
 let seen = 0; // SEQ starts at 0; every posted job has a non-zero SEQ
 for (;;) {
-  // A posted prefetch (also one whose job was overtaken by a later one: SEQ holds only
-  // the newest) is claimed here and read piece by piece while no new job is posted.
-  if (!prefetch.active && Atomics.load(i32, PF_BUSY) === 1) prefetch.claim();
+  // Posted prefetches (also one whose job was overtaken by a later one: SEQ holds only
+  // the newest) are claimed here, the older first, and read piece by piece while no new
+  // job is posted.
   let s = Atomics.load(i32, SEQ);
-  while (prefetch.active && s === seen) {
+  while (s === seen && (prefetch.active || prefetch.claim())) {
     try {
       prefetch.step(PF_PIECE);
     } catch (e) {

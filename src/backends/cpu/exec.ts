@@ -80,7 +80,8 @@ export interface KernelExports {
 // Control block: CTL_BYTES bytes at a 64-aligned heap pointer.
 export const CTL_BYTES = 4096;
 export const MAX_THREADS = 64;
-// Int32 indices (each on its own cache line).
+// Int32 indices (each on its own cache line, but for the prefetch slots' states and count:
+// written a few times per layer, they share one).
 export const SEQ = 0;
 export const DONE = 16;
 export const ERR = 48;

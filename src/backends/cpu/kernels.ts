@@ -219,7 +219,7 @@ const ATT_PAR_MIN = 1 << 16;
 export const SCREEN_TILE = 256;
 /**
  * The largest error of attention's exp (assembly/kernels.ts expf4) in units in the last
- * place of its result, for x in [ln 2^-126, 0] (test/cpu-kernels.test.ts measures it).
+ * place of its result, for x in [ln 2^-126, 0] (test/kernels-simd.test.ts measures it, in both builds).
  */
 export const EXPF4_ULPS = 2;
 /** Numbers per product in CpuKernels.gemmBatch's list: the control block's layout (exec.ts), heap addresses for its native ones. */

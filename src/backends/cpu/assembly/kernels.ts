@@ -591,7 +591,7 @@ function gemmSmallMRows(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i32,
 }
 
 // exp(x) on four float32 lanes, for softmax's shifted scores (x ≤ 0), within EXPF4_ULPS
-// units in the last place (kernels.ts; the tests measure it): x = k·ln2 + r with k =
+// units in the last place (kernels.ts; test/kernels-simd.test.ts measures it): x = k·ln2 + r with k =
 // nearest(x·log2 e) and r = (x - k·LN2_HI) - k·LN2_LO (Cody and Waite: LN2_HI has nine
 // trailing zero bits, so k·LN2_HI is exact for |k| < 512), |r| ≤ ln2/2; e^r by its
 // Taylor polynomial of degree 7 (truncation error below 2^-27); times 2^k built in the

@@ -737,7 +737,9 @@ class Kernels implements CpuKernels {
     this.begin(memoryOf(pW), xBytes + yBytes);
     a[ARGS] = offsetOf(pW); a[ARGS + 1] = rows; a[ARGS + 2] = cols; a[ARGS + 3] = this.place(pX, xBytes, true, false); a[ARGS + 4] = ldx;
     a[ARGS + 5] = T; a[ARGS + 6] = this.place(pY, yBytes, false, true); a[ARGS + 7] = ldy;
-    this.runChunked(Op.GemvPanels, panels, Math.max(1, Math.ceil(panels / (2 * this.threads))), T * rows * cols >= PAR_MIN_FLOATS);
+    // Shared when W is worth reading on several threads, or its products are worth computing on them.
+    const par = rows * cols >= PAR_MIN_FLOATS || 2 * T * rows * cols >= PAR_MIN_FLOPS;
+    this.runChunked(Op.GemvPanels, panels, Math.max(1, Math.ceil(panels / (2 * this.threads))), par);
     this.end();
   }
 

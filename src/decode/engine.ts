@@ -54,7 +54,7 @@ import { parameterSpecs } from '../models/params.js';
 import { checkParameters } from '../models/transformer.js';
 import { SparselmError } from '../tensor/errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { buildScreen } from './screen.js';
+import { buildScreen, type ControllerScreen } from './screen.js';
 
 /**
  * out[o + j·stride + i] = data[i·cols + j] for i < rows, j < cols: the transpose of data
@@ -372,7 +372,9 @@ export class DecodeEngine {
         const outMult = !dense && (qkvOut === 'mult' || qkvOut === 'multconv') ? factored(`${b}.attn.out_mult`, S, M) : null;
         const outConv = !dense && (qkvOut === 'conv' || qkvOut === 'multconv') ? conv(`${b}.attn.out_conv`, 3) : null;
         const ffnNormW = W(get(`${b}.ffn_norm.weight`)), ffnNormB = Wopt(opt(`${b}.ffn_norm.bias`));
-        let c1: Buf | null = null, c2: Buf | null = null, cBias: Buf | null = null, screen: ScreenBufs | null = null, c2tData: Float32Array | null = null;
+        let c1: Buf | null = null, c2: Buf | null = null, cBias: Buf | null = null;
+        // The screen's parts read every token; its C2ᵀ (rarely read) is allocated after the big blocks.
+        let screenParts: { panels: Buf; colScale: Buf; margin: Buf; sc: ControllerScreen } | null = null;
         if (c.ffn === 'sparse') {
           // C1 [d, r] as C1ᵀ [r, d] in panels, whatever the layout of the dense products: read once
           // per token, it streams in 13-16 µs against 18-27 as 8 rows (dev/gemv/12_panels_lab.mjs).
@@ -387,8 +389,7 @@ export class DecodeEngine {
             const margin = this.alloc(2 * sc.margin.length);
             new Float64Array(margin.v.buffer, margin.v.byteOffset, sc.margin.length).set(sc.margin);
             this.weightBytes += (panels.v.length + margin.v.length) * 4;
-            screen = { panels, colScale, c2t: { p: 0, v: new Float32Array(0) }, margin, groups: sc.groups, cols: sc.cols, qmax: sc.qmax };
-            c2tData = sc.c2t;
+            screenParts = { panels, colScale, margin, sc };
           } else {
             c2 = W(c2Data);
             cBias = W(cBiasData);
@@ -411,16 +412,20 @@ export class DecodeEngine {
             ? MV(dff, { data: swiglu ? get(`${b}.ffn.w_down`) : get(`${b}.ffn.w2`), cols: d })
             : W(swiglu ? get(`${b}.ffn.w_down`) : get(`${b}.ffn.w2`)),
           b2, ffLd: interleave ? 2 * d : d,
-          c1, c2, cBias, screen,
+          c1, c2, cBias, screen: null,
           k: this.alloc(Hkv * maxContext * hd), v: this.alloc(Hkv * maxContext * hd),
           topk: c.ffn === 'topk' ? der.topk_per_layer[l] : 0,
           ffPrefetch: [], attnPrefetch: [], convBatch: [],
         };
         if (interleave) lw.w2 = { p: lw.w1.p + d * 4, v: lw.w1.v.subarray(d) };
-        if (screen && c2tData) screen.c2t = W(c2tData);
+        if (screenParts) {
+          const { panels, colScale, margin, sc } = screenParts;
+          lw.screen = { panels, colScale, c2t: W(sc.c2t), margin, groups: sc.groups, cols: sc.cols, qmax: sc.qmax };
+        }
         const span = (...bufs: (Buf | null)[]): number[] => bufs.flatMap((x) => (x === null ? [] : [x.p, x.v.length * 4]));
-        // What every token reads of the controller (a screen's c2t only for the few neurons it recomputes).
-        lw.ffPrefetch = span(lw.c1, lw.c2, lw.cBias, lw.screen?.panels ?? null, lw.screen?.colScale ?? null, lw.screen?.margin ?? null);
+        // What every token reads of the controller, in the order it reads it (a screen's c2t
+        // only for the few neurons it recomputes).
+        lw.ffPrefetch = span(lw.c1, lw.c2, lw.screen?.panels ?? null, lw.screen?.colScale ?? null, lw.cBias, lw.screen?.margin ?? null);
         if (lw.mult) {
           lw.attnPrefetch = span(lw.mult.Dt, lw.mult.E, lw.mult.beta, lw.convQ?.kernel ?? null, lw.convK?.kernel ?? null, lw.convV?.kernel ?? null);
           // Read during the FF, they must still be in cache when the next layer starts; the

@@ -154,7 +154,7 @@ describeEachWasmBuild('wasm kernels', (kernels, simd, threads) => {
           // rounds twice more: rho = e^(2·delta)(1 + EXPF4_ULPS·2^-23)(1+u)^2 - 1.
           // The output sums T products p·v from zero: gamma(T) · Σ p̂|v|. So
           // |out - exact| <= (rho + gamma(T)(1 + rho)) · Σ_t p_t |v_t| (+1e-15 relative for
-          // the float64 exp and sums).
+          // the float64 sums).
           const s = new Float64Array(T);
           let delta = 0;
           for (let t = 0; t < T; t++) {

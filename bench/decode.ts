@@ -24,7 +24,12 @@
 // Threads: the kernels split each call over threads that wait for each other, so on a
 // shared machine (another process holding a core) 2-thread figures can come out slower
 // than 1-thread ones; compare rows within one thread count, and rerun when the load
-// (uptime) is high.
+// (uptime) is high. Before each round, kernels.roundTripNs times a cache line passed
+// between the main thread and the worker; the column gives its median and range. About
+// 100 ns: the two threads share a last-level cache. Several hundred: they do not (this
+// VM's two vCPUs sometimes run on different dies of the host), the worker's prefetches
+// land in a cache the main thread does not read, and the sparse models lose their
+// second thread while the dense baseline streams faster (docs/decode.md).
 //
 // `17b`: one block of the paper's 17B-class model (d 9216, 96 heads, d_ff 40960 / 65536;
 // 4.4-4.8 GB of float32 per block, spread over two wasm memories by the heap), per-block
@@ -109,6 +114,8 @@ function argmax(v: Float32Array): number {
 interface Row {
   name: string; threads: number; prefillMs: number; tokenMs: number; blockMs: number; bytes: number; blockBytes: number;
   gbs: number; blockGbs: number; ceil: number; paper?: [number | null, number];
+  /** kernels.roundTripNs before each of its rounds (two or more threads): median, lowest, highest. */
+  roundTrip: [number, number, number] | null;
   /** Median over paired rounds of baseline time / this model's time (1 for the baseline). */
   tokenSpeedup: number; blockSpeedup: number;
   /** The lowest and highest of those rounds' ratios (null for the baseline): how much the machine moved. */
@@ -170,10 +177,11 @@ function round(m: Loaded, o: DecodeBenchOptions): [number, number] {
 }
 
 /** A row of the table; `ratios` are the paired rounds' baseline/model time ratios (null for the baseline itself). */
-function rowOf(m: Loaded, k: CpuKernels, ceil: number, ratios: { token: number[]; block: number[] } | null): Row {
+function rowOf(m: Loaded, k: CpuKernels, ceil: number, ratios: { token: number[]; block: number[] } | null, trips: number[]): Row {
   const tokenMs = median(m.tok), blockMs = median(m.blk);
   const range = (r: number[]): [number, number] => [Math.min(...r), Math.max(...r)];
   return {
+    roundTrip: trips.length > 0 && k.threads > 1 ? [median(trips), ...range(trips)] : null,
     name: m.v.name, threads: k.threads, prefillMs: median(m.prefillMs), tokenMs, blockMs, bytes: m.bytes, blockBytes: m.blockBytes,
     gbs: m.bytes / (tokenMs * 1e6), blockGbs: m.blockBytes / (blockMs * 1e6), ceil, paper: m.v.paper,
     tokenSpeedup: ratios ? median(ratios.token) : 1, blockSpeedup: ratios ? median(ratios.block) : 1,
@@ -182,6 +190,11 @@ function rowOf(m: Loaded, k: CpuKernels, ceil: number, ratios: { token: number[]
 }
 
 /** "7.04x (6.1-7.9)": the median ratio and the range over rounds. */
+/** "104 (96-471)": the threads' round trip in ns, median and range over the rounds; '-' on one thread. */
+function roundTrip(r: Row): string {
+  return r.roundTrip ? `${r.roundTrip[0].toFixed(0)} (${r.roundTrip[1].toFixed(0)}-${r.roundTrip[2].toFixed(0)})` : '-';
+}
+
 function speedup(mid: number, range: [number, number] | null): string {
   return range ? `${mid.toFixed(2)}x (${range[0].toFixed(1)}-${range[1].toFixed(1)})` : `${mid.toFixed(2)}x`;
 }
@@ -223,22 +236,28 @@ export function runDecode(o: DecodeBenchOptions): void {
     };
     const [baseVariant, ...others] = preset.variants.filter((x, i) => i === 0 || !o.only || x.name.includes(o.only));
     let base: Loaded | null = null;
-    const baseCeil: number[] = [];
+    const baseCeil: number[] = [], baseTrips: number[] = [];
     try {
       base = load(k, configOf(baseVariant), baseVariant, o);
-      if (others.length === 0) { baseCeil.push(ceiling(k, buf, bufBytes)); for (let r = 0; r < o.rounds; r++) round(base, o); }
+      if (others.length === 0) {
+        baseCeil.push(ceiling(k, buf, bufBytes));
+        for (let r = 0; r < o.rounds; r++) { baseTrips.push(k.roundTripNs()); round(base, o); }
+      }
       for (const v of others) {
         const m = load(k, configOf(v), v, o);
         try {
           const ceil = ceiling(k, buf, bufBytes);
           baseCeil.push(ceil);
-          const tokenRatio: number[] = [], blockRatio: number[] = [];
+          const tokenRatio: number[] = [], blockRatio: number[] = [], trips: number[] = [];
           for (let r = 0; r < o.rounds; r++) {
+            // Where the two threads ran this round (see roundTripNs): the same for both models.
+            trips.push(k.roundTripNs());
             const [bt, bb] = round(base, o);
             const [mt, mb] = round(m, o);
             tokenRatio.push(bt / mt); blockRatio.push(bb / mb);
           }
-          rows.push(rowOf(m, k, ceil, { token: tokenRatio, block: blockRatio }));
+          baseTrips.push(...trips);
+          rows.push(rowOf(m, k, ceil, { token: tokenRatio, block: blockRatio }, trips));
           if (v.contexts) for (const L of o.contexts) contextRows.push(atContext(m.engine, m.config, v.name, L, o.tokens));
         } finally {
           m.engine.dispose();
@@ -246,7 +265,7 @@ export function runDecode(o: DecodeBenchOptions): void {
       }
       const b = base;
       if (baseVariant.contexts) contextRows.unshift(...o.contexts.map((L) => atContext(b.engine, b.config, baseVariant.name, L, o.tokens)));
-      rows.unshift(rowOf(b, k, median(baseCeil), null));
+      rows.unshift(rowOf(b, k, median(baseCeil), null, baseTrips));
     } finally {
       base?.engine.dispose();
       k.heap.free(buf);
@@ -257,21 +276,21 @@ export function runDecode(o: DecodeBenchOptions): void {
       `${k.blas ? ', Sparse QKV\'s small products and prefill through OpenBLAS' : ''}; ` +
       `wasm kernels: ${k.fma ? 'relaxed SIMD (fused multiply-add)' : 'SIMD (multiply, add)'}`);
     if (perBlockOnly) {
-      console.log('| model (one block) | ms/block | speedup (range over rounds) | MB read/block | ideal speedup | GB/s | read ceiling GB/s | paper ms/block | paper speedup |');
-      console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+      console.log('| model (one block) | ms/block | speedup (range over rounds) | MB read/block | ideal speedup | GB/s | read ceiling GB/s | thread round trip ns | paper ms/block | paper speedup |');
+      console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
       for (const r of rows) {
         const paper = r.paper ? `${r.paper[1]}` : '-';
         const paperSpeed = r.paper && baseRow.paper ? `${(baseRow.paper[1] / r.paper[1]).toFixed(2)}x` : '-';
         console.log(`| ${r.name} | ${r.blockMs.toFixed(2)} | ${speedup(r.blockSpeedup, r.blockRange)} | ${(r.blockBytes / 1e6).toFixed(1)} | ` +
-          `${(baseRow.blockBytes / r.blockBytes).toFixed(2)}x | ${r.blockGbs.toFixed(1)} | ${r.ceil.toFixed(1)} | ${paper} | ${paperSpeed} |`);
+          `${(baseRow.blockBytes / r.blockBytes).toFixed(2)}x | ${r.blockGbs.toFixed(1)} | ${r.ceil.toFixed(1)} | ${roundTrip(r)} | ${paper} | ${paperSpeed} |`);
       }
     } else {
-      console.log('| model | ms/token | ms/block | speedup token / block (range over rounds) | MB read/token | ideal speedup | GB/s | read ceiling GB/s | prefill tok/s | paper ms/token, ms/block |');
-      console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+      console.log('| model | ms/token | ms/block | speedup token / block (range over rounds) | MB read/token | ideal speedup | GB/s | read ceiling GB/s | thread round trip ns | prefill tok/s | paper ms/token, ms/block |');
+      console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
       for (const r of rows) {
         const paper = r.paper ? `${r.paper[0] ?? '-'}, ${r.paper[1]}` : '-';
         console.log(`| ${r.name} | ${r.tokenMs.toFixed(1)} | ${r.blockMs.toFixed(2)} | ${speedup(r.tokenSpeedup, r.tokenRange)} / ${speedup(r.blockSpeedup, r.blockRange)} | ` +
-          `${(r.bytes / 1e6).toFixed(0)} | ${(baseRow.bytes / r.bytes).toFixed(2)}x | ${r.gbs.toFixed(1)} | ${r.ceil.toFixed(1)} | ${(o.prompt / (r.prefillMs / 1000)).toFixed(0)} | ${paper} |`);
+          `${(r.bytes / 1e6).toFixed(0)} | ${(baseRow.bytes / r.bytes).toFixed(2)}x | ${r.gbs.toFixed(1)} | ${r.ceil.toFixed(1)} | ${roundTrip(r)} | ${(o.prompt / (r.prefillMs / 1000)).toFixed(0)} | ${paper} |`);
       }
     }
     if (contextRows.length > 0) {

@@ -383,6 +383,35 @@ test('prefetch: a second hint posted while the first is unread waits in the othe
   }
 });
 
+test('roundTripNs: 0 on one thread; on two, a time a cache line can take, and the job protocol intact after it', () => {
+  const one = createKernels({ threads: 1, blas: false });
+  try {
+    assert.equal(one.roundTripNs(), 0);
+  } finally {
+    one.dispose();
+  }
+  const k = createKernels({ threads: 2, blas: false });
+  try {
+    const ns = k.roundTripNs(300);
+    // A store seen by another core and answered cannot take under 10 ns; a probe whose
+    // worker never answered throws instead of returning. The upper bound allows a
+    // machine where both threads share one core (a scheduler slice per trip).
+    assert.ok(Number.isFinite(ns) && ns > 10 && ns < 1e7, `round trip ${ns} ns`);
+    assert.ok(k.roundTripNs(300) > 10, 'a second probe starts from a reset word');
+    const h = k.heap, rows = 64, cols = 96;
+    const W = h.alloc(rows * cols * 4), x = h.alloc(cols * 4), y = h.alloc(rows * 4);
+    const w = h.f32(W, rows * cols), xv = h.f32(x, cols);
+    for (let i = 0; i < w.length; i++) w[i] = ((i * 37) % 11) - 5;
+    for (let i = 0; i < cols; i++) xv[i] = (i % 7) - 3;
+    k.gemv(W, rows, cols, x, y);
+    const want = new Float32Array(rows);
+    for (let r = 0; r < rows; r++) { let s = 0; for (let c = 0; c < cols; c++) s += w[r * cols + c] * xv[c]; want[r] = s; }
+    assert.deepEqual(Array.from(h.f32(y, rows)), Array.from(want), 'a gemv after the probe (small integers: exact)');
+  } finally {
+    k.dispose();
+  }
+});
+
 test('dispose: later calls throw', () => {
   const k = createKernels({ threads: 2, blas: false });
   k.dispose();

@@ -43,6 +43,8 @@
 //   and adds 1 to PF_DONE. It reads in pieces of PF_PIECE bytes and looks at SEQ between
 //   pieces: a new job is served first, then the prefetch resumes (PrefetchCursor). The
 //   main thread never writes a slot's descriptor while its state is not 0.
+// - PingPong: a static job in which the main thread and worker 1 pass the word PING back
+//   and forth (roundTripNs: where the threads run relative to each other's caches).
 
 import { sgemmInParts, type Blas } from './blas.js';
 
@@ -90,6 +92,7 @@ export const PF_DONE = 36;    // prefetches read to the end (a count, for diagno
 export const NEXT = 768;      // byte 3072
 export const COMPLETE = 784;  // byte 3136
 export const NCHUNKS = 800;   // byte 3200
+export const PING = 816;      // byte 3264: the round-trip probe's word (PingPong)
 // Float64 indices.
 export const ARGS = 256 / 8;     // 32 arguments
 export const RANGES = 512 / 8;   // 4 per thread: lo0, hi0, lo1, hi1
@@ -98,7 +101,7 @@ export const PF_MAX_RANGES = 15;
 /** The prefetch slots' descriptors: post number, number of ranges, then 3 per range (memory, offset, bytes). */
 export const PF_SLOT = [3328 / 8, 3328 / 8 + 2 + 3 * PF_MAX_RANGES] as const;
 
-export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7, AddMemory: 8, BlasGemv: 9, BlasGemm: 10, Attention: 11, MulRows: 12, Prefetch: 13, BlasGemmBatch: 14, PairDot: 15, GemvPanels: 16, PanelsGemm: 17 } as const;
+export const Op = { Exit: 1, Gemv: 2, GemvRows: 3, AxpyRows: 4, Read: 5, Gemm: 6, GemmSmallM: 7, AddMemory: 8, BlasGemv: 9, BlasGemm: 10, Attention: 11, MulRows: 12, Prefetch: 13, BlasGemmBatch: 14, PairDot: 15, GemvPanels: 16, PanelsGemm: 17, PingPong: 18 } as const;
 export const TAG_BITS = 11;
 /** Bits of SEQ that hold the op (every Op value must fit: see the test in cpu-kernels.test.ts). */
 export const OP_BITS = 5;
@@ -121,7 +124,8 @@ export const A_MEM = 20;
  * Run thread t's static share of the job `op` described in the control block;
  * exs[m] and scratch[m] are this thread's instance and GEMM scratch in memory m.
  */
-export function runShare(exs: readonly KernelExports[], op: number, f64: Float64Array, t: number, scratch: readonly number[]): void {
+export function runShare(exs: readonly KernelExports[], op: number, i32: Int32Array, f64: Float64Array, t: number, scratch: readonly number[]): void {
+  if (op === Op.PingPong) { pingPong(i32, f64, t); return; }
   const a = ARGS;
   const r = RANGES + 4 * t;
   const lo = f64[r], hi = f64[r + 1];
@@ -133,6 +137,46 @@ export function runShare(exs: readonly KernelExports[], op: number, f64: Float64
     ex.gemm(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], f64[a + 5], f64[a + 6],
       f64[a + 7], f64[a + 8], f64[a + 9], lo, hi, j0, j1, scratch[m]);
   }
+}
+
+// PingPong (static): how far apart in the machine the main thread and worker 1 run.
+// ARGS[0] trips in batches of ARGS[1]. Thread 0 stores PING = 2k-1 and spins until
+// worker 1 answers 2k; RESULTS[0] gets the median over batches of the time per trip
+// in nanoseconds (the first batch also pays the worker's wake-up). Other workers
+// return at once. Either side gives up after PING_GIVE_UP_MS without an answer
+// (RESULTS[0] = -1), so a lost worker cannot hang the caller.
+const PING_GIVE_UP_MS = 1000;
+
+function spinUntil(i32: Int32Array, want: number): boolean {
+  const t0 = performance.now();
+  for (let k = 1; Atomics.load(i32, PING) !== want; k++) {
+    if ((k & 0xffff) === 0 && performance.now() - t0 > PING_GIVE_UP_MS) return false;
+  }
+  return true;
+}
+
+function pingPong(i32: Int32Array, f64: Float64Array, t: number): void {
+  const trips = f64[ARGS], batch = f64[ARGS + 1];
+  if (t === 1) {
+    for (let k = 1; k <= trips; k++) {
+      if (!spinUntil(i32, 2 * k - 1)) return;
+      Atomics.store(i32, PING, 2 * k);
+    }
+    return;
+  }
+  if (t !== 0) return;
+  const perTrip: number[] = [];
+  for (let k = 1; k <= trips; k += batch) {
+    const t0 = performance.now();
+    const end = Math.min(trips, k + batch - 1);
+    for (let j = k; j <= end; j++) {
+      Atomics.store(i32, PING, 2 * j - 1);
+      if (!spinUntil(i32, 2 * j)) { f64[RESULTS] = -1; return; }
+    }
+    perTrip.push((performance.now() - t0) * 1e6 / (end - k + 1));
+  }
+  perTrip.sort((x, y) => x - y);
+  f64[RESULTS] = perTrip[perTrip.length >> 1];
 }
 
 // Arguments of BlasGemv (native addresses; lengths and strides in elements):

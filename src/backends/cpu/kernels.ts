@@ -25,7 +25,7 @@ import { adviseHugePages, nativeAddress } from './native.js';
 import {
   A_CHUNK, A_MEM, MAX_JOBS, OP_BITS, A_N, A_PART, A_PSTRIDE, ARGS, B_FIELDS, B_MAX, CHUNK_BITS, COMPLETE, CTL_BYTES, DONE, ERR, PF_DONE, PF_MAX_RANGES, PF_SLOT, PF_STATE, G_A, G_COLS, G_LDA, G_M, G_N, G_TRANS, G_X,
   G_Y, M_A, M_B, M_BETA, M_C, M_COLS, M_K, M_LDA, M_LDB, M_LDC, M_M, M_N, M_TRANSA, M_TRANSB, T_GROUP, T_HD, T_K, T_KVSTRIDE, T_LD, T_OUT, T_Q, T_S, T_SCALE, T_T, T_V, MAX_THREADS, NCHUNKS, NEXT, Op,
-  RANGES, RESULTS, SEQ, TAG_BITS, runChunks, runShare, type KernelExports,
+  PING, RANGES, RESULTS, SEQ, TAG_BITS, runChunks, runShare, type KernelExports,
 } from './exec.js';
 import { MAX_PAGES, SharedHeap, memoryOf, newSharedMemory, offsetOf, type WasmHeap } from './heap.js';
 import { kernelsModule, type SimdFlavor } from './module.js';
@@ -182,6 +182,15 @@ export interface CpuKernels {
    */
   swiglu(pH: number, pOut: number, n: number): void;
   readBandwidth(p: number, bytes: number): number;
+  /**
+   * How long one cache line takes to go from the main thread to worker 1 and back, in
+   * nanoseconds: the median over batches of 100 of `trips` round trips; 0 on one thread.
+   * It tells where the threads run: about 100 ns when they share a last-level cache,
+   * several times that when they do not (a VM's two vCPUs can land on different dies of
+   * the host, and move), and then a worker's prefetch cannot warm the main thread's
+   * cache (docs/decode.md). Throws if the worker does not answer within a second.
+   */
+  roundTripNs(trips?: number): number;
   /**
    * A hint: a worker reads these ranges (address, bytes pairs) once, in the background,
    * so that they are in the shared caches when a later call reads them, after the one
@@ -503,7 +512,7 @@ class Kernels implements CpuKernels {
     if (this.disposed) throw new Error('cpu kernels: used after dispose()');
     const i32 = this.i32;
     if (!parallel || this.threads === 1) {
-      if (op !== Op.AddMemory) runShare(this.exs, op, this.f64, 0, this.scratch0);
+      if (op !== Op.AddMemory) runShare(this.exs, op, this.i32, this.f64, 0, this.scratch0);
       return;
     }
     this.nextJob();
@@ -511,7 +520,7 @@ class Kernels implements CpuKernels {
     this.post(op);
     let err: unknown;
     try {
-      if (op !== Op.AddMemory) runShare(this.exs, op, this.f64, 0, this.scratch0);
+      if (op !== Op.AddMemory) runShare(this.exs, op, this.i32, this.f64, 0, this.scratch0);
     } catch (e) {
       err = e;
     }
@@ -981,6 +990,17 @@ class Kernels implements CpuKernels {
     let s = 0;
     for (let t = 0; t < this.threads; t++) s += this.f64[RESULTS + t];
     return s;
+  }
+
+  roundTripNs(trips = 2000): number {
+    checkInt('trips', trips);
+    if (this.threads === 1 || trips === 0) return 0;
+    Atomics.store(this.i32, PING, 0);
+    this.f64[ARGS] = trips; this.f64[ARGS + 1] = 100;
+    this.run(Op.PingPong, true);
+    const ns = this.f64[RESULTS];
+    if (ns < 0) throw new Error('cpu kernels: worker 1 did not answer the round-trip probe within a second');
+    return ns;
   }
 
   gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, pA: number, lda: number,

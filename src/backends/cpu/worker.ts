@@ -82,7 +82,7 @@ for (;;) {
       if (msg === undefined) throw new Error('AddMemory without a memory message');
       addMemory(msg.memory, msg.scratch);
     } else {
-      runShare(exs, op, f64, init.index, scratch);
+      runShare(exs, op, i32, f64, init.index, scratch);
     }
   } catch (e) {
     Atomics.store(i32, ERR, 1);

@@ -116,6 +116,8 @@ interface Row {
   gbs: number; blockGbs: number; ceil: number; paper?: [number | null, number];
   /** kernels.roundTripNs before each of its rounds (two or more threads): median, lowest, highest. */
   roundTrip: [number, number, number] | null;
+  /** The block speedups of the rounds whose round trip was under SHARED_CACHE_NS, and of the others. */
+  blockByPlacement: { shared: number[]; apart: number[] } | null;
   /** Median over paired rounds of baseline time / this model's time (1 for the baseline). */
   tokenSpeedup: number; blockSpeedup: number;
   /** The lowest and highest of those rounds' ratios (null for the baseline): how much the machine moved. */
@@ -177,11 +179,19 @@ function round(m: Loaded, o: DecodeBenchOptions): [number, number] {
 }
 
 /** A row of the table; `ratios` are the paired rounds' baseline/model time ratios (null for the baseline itself). */
+// Round trips measured here: 64-110 ns when the two threads share a last-level cache,
+// 320-470 ns when they do not; the line between them.
+const SHARED_CACHE_NS = 200;
+
 function rowOf(m: Loaded, k: CpuKernels, ceil: number, ratios: { token: number[]; block: number[] } | null, trips: number[]): Row {
   const tokenMs = median(m.tok), blockMs = median(m.blk);
   const range = (r: number[]): [number, number] => [Math.min(...r), Math.max(...r)];
+  const split = ratios && k.threads > 1
+    ? { shared: ratios.block.filter((_, r) => trips[r] < SHARED_CACHE_NS), apart: ratios.block.filter((_, r) => trips[r] >= SHARED_CACHE_NS) }
+    : null;
   return {
     roundTrip: trips.length > 0 && k.threads > 1 ? [median(trips), ...range(trips)] : null,
+    blockByPlacement: split,
     name: m.v.name, threads: k.threads, prefillMs: median(m.prefillMs), tokenMs, blockMs, bytes: m.bytes, blockBytes: m.blockBytes,
     gbs: m.bytes / (tokenMs * 1e6), blockGbs: m.blockBytes / (blockMs * 1e6), ceil, paper: m.v.paper,
     tokenSpeedup: ratios ? median(ratios.token) : 1, blockSpeedup: ratios ? median(ratios.block) : 1,
@@ -292,6 +302,11 @@ export function runDecode(o: DecodeBenchOptions): void {
         console.log(`| ${r.name} | ${r.tokenMs.toFixed(1)} | ${r.blockMs.toFixed(2)} | ${speedup(r.tokenSpeedup, r.tokenRange)} / ${speedup(r.blockSpeedup, r.blockRange)} | ` +
           `${(r.bytes / 1e6).toFixed(0)} | ${(baseRow.bytes / r.bytes).toFixed(2)}x | ${r.gbs.toFixed(1)} | ${r.ceil.toFixed(1)} | ${roundTrip(r)} | ${(o.prompt / (r.prefillMs / 1000)).toFixed(0)} | ${paper} |`);
       }
+    }
+    if (threads > 1) {
+      console.log(`\nblock speedup by where the threads ran (round trip under ${SHARED_CACHE_NS} ns: a shared last-level cache), ${threads} threads:`);
+      const part = (v: number[]): string => v.length === 0 ? 'no rounds' : `${median(v).toFixed(2)}x over ${v.length} round${v.length > 1 ? 's' : ''}`;
+      for (const r of rows) if (r.blockByPlacement) console.log(`  ${r.name}: shared ${part(r.blockByPlacement.shared)}; apart ${part(r.blockByPlacement.apart)}`);
     }
     if (contextRows.length > 0) {
       const dense = new Map(contextRows.filter((r) => r.name === baseRow.name).map((r) => [r.context, r.tokenMs]));

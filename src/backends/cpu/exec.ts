@@ -140,9 +140,9 @@ export function runShare(exs: readonly KernelExports[], op: number, i32: Int32Ar
 }
 
 // PingPong (static): how far apart in the machine the main thread and worker 1 run.
-// ARGS[0] trips in batches of ARGS[1]. Thread 0 stores PING = 2k-1 and spins until
-// worker 1 answers 2k; RESULTS[0] gets the median over batches of the time per trip
-// in nanoseconds (the first batch also pays the worker's wake-up). Other workers
+// One untimed trip (it pays the worker's wake-up), then ARGS[0] trips in batches of
+// ARGS[1]. Thread 0 stores PING = 2k-1 and spins until worker 1 answers 2k; RESULTS[0]
+// gets the median over batches of the time per trip in nanoseconds. Other workers
 // return at once. Either side gives up after PING_GIVE_UP_MS without an answer
 // (RESULTS[0] = -1), so a lost worker cannot hang the caller.
 const PING_GIVE_UP_MS = 1000;
@@ -156,7 +156,7 @@ function spinUntil(i32: Int32Array, want: number): boolean {
 }
 
 function pingPong(i32: Int32Array, f64: Float64Array, t: number): void {
-  const trips = f64[ARGS], batch = f64[ARGS + 1];
+  const trips = f64[ARGS] + 1, batch = f64[ARGS + 1];
   if (t === 1) {
     for (let k = 1; k <= trips; k++) {
       if (!spinUntil(i32, 2 * k - 1)) return;
@@ -166,7 +166,9 @@ function pingPong(i32: Int32Array, f64: Float64Array, t: number): void {
   }
   if (t !== 0) return;
   const perTrip: number[] = [];
-  for (let k = 1; k <= trips; k += batch) {
+  Atomics.store(i32, PING, 1);
+  if (!spinUntil(i32, 2)) { f64[RESULTS] = -1; return; }
+  for (let k = 2; k <= trips; k += batch) {
     const t0 = performance.now();
     const end = Math.min(trips, k + batch - 1);
     for (let j = k; j <= end; j++) {

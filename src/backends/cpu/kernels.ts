@@ -184,7 +184,8 @@ export interface CpuKernels {
   readBandwidth(p: number, bytes: number): number;
   /**
    * How long one cache line takes to go from the main thread to worker 1 and back, in
-   * nanoseconds: the median over batches of 100 of `trips` round trips; 0 on one thread.
+   * nanoseconds: the median over batches of 100 of `trips` round trips, after one that
+   * wakes the worker; 0 on one thread.
    * It tells where the threads run: about 100 ns when they share a last-level cache,
    * several times that when they do not (a VM's two vCPUs can land on different dies of
    * the host, and move), and then a worker's prefetch cannot warm the main thread's

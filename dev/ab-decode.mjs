@@ -40,7 +40,17 @@ const roundOf = ({ engine, config }) => {
   return med(blk);
 };
 roundOf(A); roundOf(B);
-const a = [], b = [], ratio = [];
-for (let r = 0; r < rounds; r++) { const ta = roundOf(A), tb = roundOf(B); a.push(ta); b.push(tb); ratio.push(tb / ta); }
+const a = [], b = [], ratio = [], trips = [];
+// Where the threads ran each round (kernels.roundTripNs, in builds that have it; B's threads).
+const probe = typeof B.engine.kernels.roundTripNs === 'function' && threads > 1 ? () => B.engine.kernels.roundTripNs() : () => 0;
+for (let r = 0; r < rounds; r++) { trips.push(probe()); const ta = roundOf(A), tb = roundOf(B); a.push(ta); b.push(tb); ratio.push(tb / ta); }
 console.log(`${which}, ${threads} thread(s), ${rounds} rounds: A ${(med(a) * 1000).toFixed(0)} us/block, B ${(med(b) * 1000).toFixed(0)} us/block, B/A ${med(ratio).toFixed(3)} (rounds ${Math.min(...ratio).toFixed(3)}-${Math.max(...ratio).toFixed(3)})`);
+if (threads > 1 && trips.some((t) => t > 0)) {
+  const part = (keep) => {
+    const rs = ratio.filter((_, r) => keep(trips[r]));
+    const as = a.filter((_, r) => keep(trips[r])), bs = b.filter((_, r) => keep(trips[r]));
+    return rs.length === 0 ? 'no rounds' : `${rs.length} rounds, A ${(med(as) * 1000).toFixed(0)} us, B ${(med(bs) * 1000).toFixed(0)} us, B/A ${med(rs).toFixed(3)}`;
+  };
+  console.log(`  threads sharing a cache (round trip < 200 ns): ${part((t) => t < 200)}; apart: ${part((t) => t >= 200)}`);
+}
 A.engine.dispose(); B.engine.dispose();

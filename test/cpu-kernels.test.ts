@@ -14,7 +14,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TRANSPOSES, block, checkClose, checkGemmCases, gamma, positionMajor, randArray, refGemm, rng } from './helpers.js';
-import { createKernels, panelsLength, toPanels, type CpuKernels } from '../src/backends/cpu/kernels.js';
+import { APART_NS, createKernels, panelsLength, toPanels, type CpuKernels, type Placement } from '../src/backends/cpu/kernels.js';
 import { newSharedMemory } from '../src/backends/cpu/heap.js';
 import { nativeAddress } from '../src/backends/cpu/native.js';
 import { MAX_JOBS, OP_BITS, Op, PF_MAX_RANGES } from '../src/backends/cpu/exec.js';
@@ -317,8 +317,9 @@ test('native helpers: a shared memory keeps its native address when it grows; hu
 });
 
 test('gemmBatch: independent products at once (threads take whole products), each as gemm; bad lists are rejected', () => {
-  for (const [threads, blas] of [[1, true], [2, true], [3, true], [2, false]] as [number, boolean][]) {
-    const k = createKernels({ threads, blas });
+  // 'apart': the threads taken to share no cache (checkPlacement), so the products run on the calling thread.
+  for (const [threads, blas, placement] of [[1, true, 'auto'], [2, true, 'auto'], [3, true, 'auto'], [2, false, 'auto'], [2, true, 'apart']] as [number, boolean, Placement][]) {
+    const k = createKernels({ threads, blas, placement });
     try {
       const h = k.heap;
       // [transA, transB, M, N, K, accumulate]: the decoder's convolution shapes, a transposed one, an empty one.
@@ -410,6 +411,57 @@ test('roundTripNs: 0 on one thread; on two, a time a cache line can take, and th
   } finally {
     k.dispose();
   }
+});
+
+test('placement: apart turns the prefetch off; shared and one thread never probe; auto looks at most once per maxAgeMs; bad values are rejected', async () => {
+  const apart = createKernels({ threads: 2, blas: false, placement: 'apart' });
+  try {
+    assert.equal(apart.threadsApart, true);
+    assert.equal(apart.checkPlacement(0), true, 'a fixed placement is not measured');
+    apart.roundTripNs(10); // the worker is up
+    const n = 1 << 16, A = apart.heap.alloc(n * 4);
+    apart.prefetch([A, n * 4]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(apart.prefetchesDone(), 0, 'no prefetch while apart');
+  } finally {
+    apart.dispose();
+  }
+  const shared = createKernels({ threads: 2, blas: false, placement: 'shared' });
+  try {
+    assert.equal(shared.threadsApart, false);
+    assert.equal(shared.checkPlacement(0), false);
+    // The same hint is read when the threads share a cache (so the wait above was long enough).
+    shared.roundTripNs(10);
+    const n = 1 << 16, A = shared.heap.alloc(n * 4);
+    shared.prefetch([A, n * 4]);
+    for (let t = 0; t < 200 && shared.prefetchesDone() < 1; t++) await new Promise((r) => setTimeout(r, 1));
+    assert.equal(shared.prefetchesDone(), 1, 'the hint is read when shared');
+  } finally {
+    shared.dispose();
+  }
+  const one = createKernels({ threads: 1, blas: false, placement: 'apart' });
+  try {
+    assert.equal(one.threadsApart, false, 'one thread is never apart');
+  } finally {
+    one.dispose();
+  }
+  const auto = createKernels({ threads: 2, blas: false });
+  try {
+    const measured = auto.checkPlacement(0);
+    assert.equal(auto.threadsApart, measured, 'the verdict of a real probe (either is possible on a given machine)');
+    // The verdict follows roundTripNs against APART_NS, and a look younger than maxAgeMs is reused.
+    let probes = 0, ns = APART_NS;
+    (auto as unknown as { roundTripNs: () => number }).roundTripNs = () => { probes++; return ns; };
+    assert.equal(auto.checkPlacement(0), true, `${ns} ns: apart`);
+    ns = APART_NS - 1;
+    assert.equal(auto.checkPlacement(60_000), true, 'a recent look is reused');
+    assert.equal(probes, 1);
+    assert.equal(auto.checkPlacement(0), false, `${ns} ns: shared`);
+    assert.equal(probes, 2);
+  } finally {
+    auto.dispose();
+  }
+  assert.throws(() => createKernels({ threads: 1, placement: 'far' as Placement }), /placement/);
 });
 
 test('dispose: later calls throw', () => {
@@ -506,10 +558,11 @@ describe('cpu kernels, OpenBLAS path', () => {
   }
 });
 
-for (const threads of [1, 2]) {
-  describe(`cpu kernels, ${threads} thread(s): decoder kernels (gemmSmallM, attention)`, () => {
+// 'apart': two threads taken to share no cache (checkPlacement): attention and mulRows on the calling thread.
+for (const [threads, placement] of [[1, 'auto'], [2, 'auto'], [2, 'apart']] as [number, Placement][]) {
+  describe(`cpu kernels, ${threads} thread(s), placement ${placement}: decoder kernels (gemmSmallM, attention)`, () => {
     let k: CpuKernels;
-    before(() => { k = createKernels({ threads, blas: false }); });
+    before(() => { k = createKernels({ threads, blas: false, placement }); });
     after(() => k.dispose());
 
     test('gemmSmallM: C = A·B for few rows, odd and wide N (16-column panels, tails, thread splits)', () => {

@@ -550,6 +550,7 @@ export class DecodeEngine {
       if (!Number.isInteger(t) || t < 0 || t >= this.config.vocab_size) throw new SparselmError(`decode: token ${t} is outside the vocabulary 0..${this.config.vocab_size - 1}`);
     }
     if (tokens.length === 1) return this.step(tokens[0]);
+    this.kernels.checkPlacement();
     for (let o = 0; o < tokens.length; o += this.P) this.prefillChunk(tokens.slice(o, o + this.P), o + this.P >= tokens.length);
     return this.logits.v;
   }
@@ -622,6 +623,9 @@ export class DecodeEngine {
     if (!Number.isInteger(token) || token < 0 || token >= c.vocab_size) throw new SparselmError(`decode: token ${token} is outside the vocabulary 0..${c.vocab_size - 1}`);
     this.checkRoom(1);
     const t0 = performance.now();
+    // Where the threads run now (a VM's vCPUs can move between dies): at most one
+    // 10-40 us look per 100 ms, counted in the token's time.
+    this.kernels.checkPlacement();
     this.weightBytes = 0;
     this.recomputed = 0;
     const d = this.d;

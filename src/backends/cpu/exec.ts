@@ -77,6 +77,8 @@ export interface KernelExports {
   rope(pV: number, nHeads: number, hd: number, pCos: number, pSin: number): void;
   copyRows(pDst: number, dstStride: number, pSrc: number, srcStride: number, rows: number, n: number): void;
   swiglu(pH: number, pOut: number, n: number): void;
+  pingTrips(pWord: number, k0: number, k1: number, patience: number): number;
+  pongTrips(pWord: number, k0: number, k1: number, patience: number): number;
 }
 
 // Control block: CTL_BYTES bytes at a 64-aligned heap pointer.
@@ -125,7 +127,7 @@ export const A_MEM = 20;
  * exs[m] and scratch[m] are this thread's instance and GEMM scratch in memory m.
  */
 export function runShare(exs: readonly KernelExports[], op: number, i32: Int32Array, f64: Float64Array, t: number, scratch: readonly number[]): void {
-  if (op === Op.PingPong) { pingPong(i32, f64, t); return; }
+  if (op === Op.PingPong) { pingPong(exs, i32, f64, t); return; }
   const a = ARGS;
   const r = RANGES + 4 * t;
   const lo = f64[r], hi = f64[r + 1];
@@ -141,40 +143,27 @@ export function runShare(exs: readonly KernelExports[], op: number, i32: Int32Ar
 
 // PingPong (static): how far apart in the machine the main thread and worker 1 run.
 // One untimed trip (it pays the worker's wake-up), then ARGS[0] trips in batches of
-// ARGS[1]. Thread 0 stores PING = 2k-1 and spins until worker 1 answers 2k; RESULTS[0]
+// ARGS[1], through the wasm loops pingTrips / pongTrips on the word PING. RESULTS[0]
 // gets the median over batches of the time per trip in nanoseconds. Other workers
-// return at once. Either side gives up after PING_GIVE_UP_MS without an answer
+// return at once. Either side gives up after PING_PATIENCE polls without an answer
 // (RESULTS[0] = -1), so a lost worker cannot hang the caller.
-const PING_GIVE_UP_MS = 1000;
+const PING_PATIENCE = 1 << 28; // polls: about a second
 
-function spinUntil(i32: Int32Array, want: number): boolean {
-  const t0 = performance.now();
-  for (let k = 1; Atomics.load(i32, PING) !== want; k++) {
-    if ((k & 0xffff) === 0 && performance.now() - t0 > PING_GIVE_UP_MS) return false;
-  }
-  return true;
-}
-
-function pingPong(i32: Int32Array, f64: Float64Array, t: number): void {
-  const trips = f64[ARGS] + 1, batch = f64[ARGS + 1];
+function pingPong(exs: readonly KernelExports[], i32: Int32Array, f64: Float64Array, t: number): void {
+  const word = i32.byteOffset + 4 * PING; // the control block lives in memory 0
+  const trips = f64[ARGS], batch = f64[ARGS + 1];
   if (t === 1) {
-    for (let k = 1; k <= trips; k++) {
-      if (!spinUntil(i32, 2 * k - 1)) return;
-      Atomics.store(i32, PING, 2 * k);
-    }
+    exs[0].pongTrips(word, 1, trips + 1, PING_PATIENCE);
     return;
   }
   if (t !== 0) return;
+  f64[RESULTS] = -1;
+  if (exs[0].pingTrips(word, 1, 1, PING_PATIENCE) !== 0) return;
   const perTrip: number[] = [];
-  Atomics.store(i32, PING, 1);
-  if (!spinUntil(i32, 2)) { f64[RESULTS] = -1; return; }
-  for (let k = 2; k <= trips; k += batch) {
+  for (let k = 2; k <= trips + 1; k += batch) {
+    const end = Math.min(trips + 1, k + batch - 1);
     const t0 = performance.now();
-    const end = Math.min(trips, k + batch - 1);
-    for (let j = k; j <= end; j++) {
-      Atomics.store(i32, PING, 2 * j - 1);
-      if (!spinUntil(i32, 2 * j)) { f64[RESULTS] = -1; return; }
-    }
+    if (exs[0].pingTrips(word, k, end, PING_PATIENCE) !== 0) return;
     perTrip.push((performance.now() - t0) * 1e6 / (end - k + 1));
   }
   perTrip.sort((x, y) => x - y);

@@ -54,7 +54,14 @@ export interface KernelOptions {
   hugePages?: boolean;
   /** Which build of the wasm kernels (module.ts); default 'auto', or the SPARSELM_SIMD environment variable. */
   simd?: SimdFlavor;
+  /**
+   * Where the threads run (see checkPlacement): 'auto' (default) measures it, 'shared'
+   * takes them to share a last-level cache, 'apart' takes them not to.
+   */
+  placement?: Placement;
 }
+
+export type Placement = 'auto' | 'shared' | 'apart';
 
 export interface CpuKernels {
   readonly threads: number;
@@ -66,6 +73,8 @@ export interface CpuKernels {
   readonly hugePages: boolean;
   /** True when the wasm kernels fuse multiply-add (the relaxed-SIMD build, module.ts). */
   readonly fma: boolean;
+  /** True while the threads are taken to run without a shared last-level cache (checkPlacement). */
+  readonly threadsApart: boolean;
   /** Allocator over the shared memory all resident-pointer kernels read and write. */
   readonly heap: WasmHeap;
   /**
@@ -184,14 +193,24 @@ export interface CpuKernels {
   readBandwidth(p: number, bytes: number): number;
   /**
    * How long one cache line takes to go from the main thread to worker 1 and back, in
-   * nanoseconds: the median over batches of 100 of `trips` round trips, after one that
-   * wakes the worker; 0 on one thread.
+   * nanoseconds: the median over at least 10 batches (of up to 100) of `trips` round
+   * trips, after one that wakes the worker; 0 on one thread.
    * It tells where the threads run: about 100 ns when they share a last-level cache,
    * several times that when they do not (a VM's two vCPUs can land on different dies of
    * the host, and move), and then a worker's prefetch cannot warm the main thread's
    * cache (docs/decode.md). Throws if the worker does not answer within a second.
    */
   roundTripNs(trips?: number): number;
+  /**
+   * With placement 'auto' and two or more threads: if the last look is older than
+   * maxAgeMs (default 100), measure roundTripNs(100) (10-40 us) and set threadsApart when
+   * it is APART_NS or more. While apart, prefetch() does nothing (a worker would warm a
+   * cache the calling thread does not read) and the jobs that a second thread helps
+   * only through a shared cache (attention, mulRows, gemmBatch: small, on data the
+   * calling thread just wrote) run on the calling thread alone; the streaming kernels
+   * still split (each thread has its own path to memory). Returns threadsApart.
+   */
+  checkPlacement(maxAgeMs?: number): boolean;
   /**
    * A hint: a worker reads these ranges (address, bytes pairs) once, in the background,
    * so that they are in the shared caches when a later call reads them, after the one
@@ -329,6 +348,13 @@ function evenChunks(n: number, align: number, T: number, per: number): { chunk: 
 }
 // Workers poll for 2 ms after each job before sleeping (costs that much CPU when idle).
 const WORKER_SPIN_MS = 2;
+// roundTripNs measured on this machine: 64-150 ns between threads that share a
+// last-level cache, 320-470 ns between vCPUs on different dies of the host.
+export const APART_NS = 200;
+// Jobs that run on the calling thread alone while the threads are apart (checkPlacement).
+// Measured on the 800m Sparse FF + QKV block, 2 threads apart (2026-11-29): 200 us per
+// block as usual, 170-183 with these on one thread and no prefetch, 180-188 on 1 thread.
+const SHARED_CACHE_OPS: ReadonlySet<number> = new Set([Op.Attention, Op.MulRows, Op.BlasGemmBatch]);
 const MAIN_SPIN = 1 << 20;
 
 /** Split [0, n) into `parts` ranges whose inner boundaries are multiples of `align`. */
@@ -363,7 +389,10 @@ class Kernels implements CpuKernels {
   readonly blasGemv: boolean;
   hugePages: boolean;
   readonly fma: boolean;
+  threadsApart: boolean;
   readonly heap: SharedHeap;
+  private readonly placement: Placement;
+  private placementCheckedAt = -Infinity;
   private readonly module: WasmModule;
   private readonly mems: MemoryState[] = [];
   private readonly exs: KernelExports[] = []; // the main thread's kernels instance per memory
@@ -407,6 +436,9 @@ class Kernels implements CpuKernels {
     this.blas = this.blasLib !== null;
     this.blasGemv = this.blas && (opts.blasGemv ?? true);
     this.hugePages = opts.hugePages ?? true;
+    this.placement = opts.placement ?? 'auto';
+    if (!['auto', 'shared', 'apart'].includes(this.placement)) throw new RangeError(`cpu kernels: placement must be auto, shared or apart, not ${String(this.placement)}`);
+    this.threadsApart = threads > 1 && this.placement === 'apart';
     const env = process.env.SPARSELM_SIMD;
     const km = kernelsModule(opts.simd ?? (env === 'plain' || env === 'relaxed' ? env : 'auto'));
     const module = (this.module = km.module);
@@ -550,7 +582,7 @@ class Kernels implements CpuKernels {
     if (this.disposed) throw new Error('cpu kernels: used after dispose()');
     const i32 = this.i32, f64 = this.f64;
     for (let t = 0; t < this.threads; t++) f64[RESULTS + t] = 0;
-    if (!parallel || this.threads === 1) chunk = Math.max(1, n);
+    if (!parallel || this.threads === 1 || (this.threadsApart && SHARED_CACHE_OPS.has(op))) chunk = Math.max(1, n);
     const chunks = Math.ceil(n / chunk);
     if (chunks === 0) return;
     if (chunks >= 1 << CHUNK_BITS) throw new RangeError('cpu kernels: too many chunks');
@@ -957,7 +989,7 @@ class Kernels implements CpuKernels {
     if (!Number.isInteger(n) || n > PF_MAX_RANGES) throw new RangeError(`cpu kernels: prefetch takes up to ${PF_MAX_RANGES} (address, bytes) pairs`);
     // The slot after the one posted last, while it is free (exec.ts).
     const k = this.prefetchPosts % 2;
-    if (this.threads === 1 || this.disposed || Atomics.load(this.i32, PF_STATE + k) !== 0) return;
+    if (this.threads === 1 || this.disposed || this.threadsApart || Atomics.load(this.i32, PF_STATE + k) !== 0) return;
     const f = this.f64, d = PF_SLOT[k];
     f[d] = ++this.prefetchPosts; f[d + 1] = n;
     for (let r = 0; r < n; r++) {
@@ -997,11 +1029,20 @@ class Kernels implements CpuKernels {
     checkInt('trips', trips);
     if (this.threads === 1 || trips === 0) return 0;
     Atomics.store(this.i32, PING, 0);
-    this.f64[ARGS] = trips; this.f64[ARGS + 1] = 100;
+    this.f64[ARGS] = trips; this.f64[ARGS + 1] = Math.max(1, Math.min(100, Math.floor(trips / 10)));
     this.run(Op.PingPong, true);
     const ns = this.f64[RESULTS];
     if (ns < 0) throw new Error('cpu kernels: worker 1 did not answer the round-trip probe within a second');
     return ns;
+  }
+
+  checkPlacement(maxAgeMs = 100): boolean {
+    if (this.threads === 1 || this.placement !== 'auto') return this.threadsApart;
+    const now = performance.now();
+    if (now - this.placementCheckedAt < maxAgeMs) return this.threadsApart;
+    this.threadsApart = this.roundTripNs(100) >= APART_NS;
+    this.placementCheckedAt = performance.now();
+    return this.threadsApart;
   }
 
   gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, pA: number, lda: number,

@@ -1125,3 +1125,31 @@ export function swiglu(pH: usize, pOut: usize, n: i32): void {
     store<f32>(pOut + o, <f32>((g / (1.0 + Math.exp(-g))) * <f64>load<f32>(up + o)));
   }
 }
+
+// ---------------------------------------------------------------------------------
+// Round-trip probe (exec.ts PingPong): two threads pass one int32 word back and forth.
+// pingTrips: for k in [k0, k1] store 2k-1, then wait for 2k. pongTrips: for k in [k0, k1]
+// wait for 2k-1, then store 2k. Each returns 0, or the k it gave up at after `patience`
+// polls without the value it waited for. In wasm rather than JS so that the loop runs
+// compiled from the first trip (a cold JS loop measured 2-3x the warm round trip).
+export function pingTrips(pWord: usize, k0: i32, k1: i32, patience: i32): i32 {
+  for (let k = k0; k <= k1; k++) {
+    atomic.store<i32>(pWord, 2 * k - 1);
+    let n = 0;
+    while (atomic.load<i32>(pWord) != 2 * k) {
+      if (++n >= patience) return k;
+    }
+  }
+  return 0;
+}
+
+export function pongTrips(pWord: usize, k0: i32, k1: i32, patience: i32): i32 {
+  for (let k = k0; k <= k1; k++) {
+    let n = 0;
+    while (atomic.load<i32>(pWord) != 2 * k - 1) {
+      if (++n >= patience) return k;
+    }
+    atomic.store<i32>(pWord, 2 * k);
+  }
+  return 0;
+}

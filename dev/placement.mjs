@@ -1,6 +1,6 @@
 // Lab: the 800m Sparse FF + QKV block on two threads as the kernels treat them when they
 // share a last-level cache ('shared': prefetch on, small jobs split) and when they do not
-// ('apart': no prefetch, attention/mulRows/gemmBatch on the main thread), beside one
+// ('apart': no prefetch, the small convolution batch on the main thread), beside one
 // thread, round after round with the threads' round trip measured before each round
 // (kernels.roundTripNs). The placement of this VM's vCPUs changes by itself every few
 // seconds to minutes, so run it long enough to see both.

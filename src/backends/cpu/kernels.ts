@@ -205,10 +205,9 @@ export interface CpuKernels {
    * With placement 'auto' and two or more threads: if the last look is older than
    * maxAgeMs (default 100), measure roundTripNs(100) (10-40 us) and set threadsApart when
    * it is APART_NS or more. While apart, prefetch() does nothing (a worker would warm a
-   * cache the calling thread does not read) and the jobs that a second thread helps
-   * only through a shared cache (attention, mulRows, gemmBatch: small, on data the
-   * calling thread just wrote) run on the calling thread alone; the streaming kernels
-   * still split (each thread has its own path to memory). Returns threadsApart.
+   * cache the calling thread does not read) and a small gemmBatch (under 2^24 flops)
+   * runs on the calling thread alone; everything else still splits by its own measure
+   * (each thread has its own path to memory). Returns threadsApart.
    */
   checkPlacement(maxAgeMs?: number): boolean;
   /**
@@ -351,10 +350,10 @@ const WORKER_SPIN_MS = 2;
 // roundTripNs measured on this machine: 64-150 ns between threads that share a
 // last-level cache, 320-470 ns between vCPUs on different dies of the host.
 export const APART_NS = 200;
-// Jobs that run on the calling thread alone while the threads are apart (checkPlacement).
-// Measured on the 800m Sparse FF + QKV block, 2 threads apart (2026-11-29): 200 us per
-// block as usual, 170-183 with these on one thread and no prefetch, 180-188 on 1 thread.
-const SHARED_CACHE_OPS: ReadonlySet<number> = new Set([Op.Attention, Op.MulRows, Op.BlasGemmBatch]);
+// While the threads are apart, a gemmBatch of fewer flops runs on the calling thread: the
+// 800m block's three convolutions (2.8 MFLOP, ~28 us) gain less from a second die than
+// the hand-overs cost; the 17B-class block's (56 MFLOP) still split.
+const APART_BATCH_MIN_FLOPS = 2 ** 24;
 const MAIN_SPIN = 1 << 20;
 
 /** Split [0, n) into `parts` ranges whose inner boundaries are multiples of `align`. */
@@ -582,7 +581,7 @@ class Kernels implements CpuKernels {
     if (this.disposed) throw new Error('cpu kernels: used after dispose()');
     const i32 = this.i32, f64 = this.f64;
     for (let t = 0; t < this.threads; t++) f64[RESULTS + t] = 0;
-    if (!parallel || this.threads === 1 || (this.threadsApart && SHARED_CACHE_OPS.has(op))) chunk = Math.max(1, n);
+    if (!parallel || this.threads === 1) chunk = Math.max(1, n);
     const chunks = Math.ceil(n / chunk);
     if (chunks === 0) return;
     if (chunks >= 1 << CHUNK_BITS) throw new RangeError('cpu kernels: too many chunks');
@@ -687,7 +686,9 @@ class Kernels implements CpuKernels {
   gemmBatch(list: readonly number[]): void {
     const n = list.length / GEMM_FIELDS;
     if (!Number.isInteger(n) || n > B_MAX) throw new RangeError(`cpu kernels: gemmBatch takes up to ${B_MAX} products of ${GEMM_FIELDS} numbers`);
-    if (this.blasLib === null || this.threads === 1 || n < 2) {
+    let flops = 0;
+    for (let i = 0; i < n; i++) flops += 2 * list[GEMM_FIELDS * i + 2] * list[GEMM_FIELDS * i + 3] * list[GEMM_FIELDS * i + 4];
+    if (this.blasLib === null || this.threads === 1 || n < 2 || (this.threadsApart && flops < APART_BATCH_MIN_FLOPS)) {
       for (let i = 0; i < n; i++) {
         const g = GEMM_FIELDS * i;
         this.gemm(list[g] !== 0, list[g + 1] !== 0, list[g + 2], list[g + 3], list[g + 4], list[g + 5], list[g + 6], list[g + 7], list[g + 8],

@@ -40,7 +40,7 @@
 // per token after a prompt of each length (the KV cache's share grows with it: the
 // KV bytes read per token are printed beside the weight bytes), and the prefill rate
 // of that prompt.
-import { createKernels, type CpuKernels } from '../src/backends/cpu/kernels.js';
+import { APART_NS, createKernels, type CpuKernels } from '../src/backends/cpu/kernels.js';
 import { DecodeEngine } from '../src/decode/engine.js';
 import { releaseLoadGarbage } from '../src/io/memory.js';
 import { makeConfig, type ModelConfig } from '../src/models/config.js';
@@ -116,7 +116,7 @@ interface Row {
   gbs: number; blockGbs: number; ceil: number; paper?: [number | null, number];
   /** kernels.roundTripNs before each of its rounds (two or more threads): median, lowest, highest. */
   roundTrip: [number, number, number] | null;
-  /** The block speedups of the rounds whose round trip was under SHARED_CACHE_NS, and of the others. */
+  /** The block speedups of the rounds whose round trip was under APART_NS (kernels.ts), and of the others. */
   blockByPlacement: { shared: number[]; apart: number[] } | null;
   /** Median over paired rounds of baseline time / this model's time (1 for the baseline). */
   tokenSpeedup: number; blockSpeedup: number;
@@ -178,16 +178,16 @@ function round(m: Loaded, o: DecodeBenchOptions): [number, number] {
   return [t, b];
 }
 
-/** A row of the table; `ratios` are the paired rounds' baseline/model time ratios (null for the baseline itself). */
-// Round trips measured here: 64-110 ns when the two threads share a last-level cache,
-// 320-470 ns when they do not; the line between them.
-const SHARED_CACHE_NS = 200;
-
+/**
+ * A row of the table; `ratios` are the paired rounds' baseline/model time ratios (null for
+ * the baseline itself), `trips` the threads' round trip before each round.
+ */
 function rowOf(m: Loaded, k: CpuKernels, ceil: number, ratios: { token: number[]; block: number[] } | null, trips: number[]): Row {
   const tokenMs = median(m.tok), blockMs = median(m.blk);
   const range = (r: number[]): [number, number] => [Math.min(...r), Math.max(...r)];
+  // The kernels' own line between sharing a cache and not (checkPlacement).
   const split = ratios && k.threads > 1
-    ? { shared: ratios.block.filter((_, r) => trips[r] < SHARED_CACHE_NS), apart: ratios.block.filter((_, r) => trips[r] >= SHARED_CACHE_NS) }
+    ? { shared: ratios.block.filter((_, r) => trips[r] < APART_NS), apart: ratios.block.filter((_, r) => trips[r] >= APART_NS) }
     : null;
   return {
     roundTrip: trips.length > 0 && k.threads > 1 ? [median(trips), ...range(trips)] : null,
@@ -199,12 +199,12 @@ function rowOf(m: Loaded, k: CpuKernels, ceil: number, ratios: { token: number[]
   };
 }
 
-/** "7.04x (6.1-7.9)": the median ratio and the range over rounds. */
 /** "104 (96-471)": the threads' round trip in ns, median and range over the rounds; '-' on one thread. */
 function roundTrip(r: Row): string {
   return r.roundTrip ? `${r.roundTrip[0].toFixed(0)} (${r.roundTrip[1].toFixed(0)}-${r.roundTrip[2].toFixed(0)})` : '-';
 }
 
+/** "7.04x (6.1-7.9)": the median ratio and the range over rounds. */
 function speedup(mid: number, range: [number, number] | null): string {
   return range ? `${mid.toFixed(2)}x (${range[0].toFixed(1)}-${range[1].toFixed(1)})` : `${mid.toFixed(2)}x`;
 }
@@ -304,7 +304,7 @@ export function runDecode(o: DecodeBenchOptions): void {
       }
     }
     if (threads > 1) {
-      console.log(`\nblock speedup by where the threads ran (round trip under ${SHARED_CACHE_NS} ns: a shared last-level cache), ${threads} threads:`);
+      console.log(`\nblock speedup by where the threads ran (round trip under ${APART_NS} ns: a shared last-level cache), ${threads} threads:`);
       const part = (v: number[]): string => v.length === 0 ? 'no rounds' : `${median(v).toFixed(2)}x over ${v.length} round${v.length > 1 ? 's' : ''}`;
       for (const r of rows) if (r.blockByPlacement) console.log(`  ${r.name}: shared ${part(r.blockByPlacement.shared)}; apart ${part(r.blockByPlacement.apart)}`);
     }

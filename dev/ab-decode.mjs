@@ -46,11 +46,12 @@ const probe = typeof B.engine.kernels.roundTripNs === 'function' && threads > 1 
 for (let r = 0; r < rounds; r++) { trips.push(probe()); const ta = roundOf(A), tb = roundOf(B); a.push(ta); b.push(tb); ratio.push(tb / ta); }
 console.log(`${which}, ${threads} thread(s), ${rounds} rounds: A ${(med(a) * 1000).toFixed(0)} us/block, B ${(med(b) * 1000).toFixed(0)} us/block, B/A ${med(ratio).toFixed(3)} (rounds ${Math.min(...ratio).toFixed(3)}-${Math.max(...ratio).toFixed(3)})`);
 if (threads > 1 && trips.some((t) => t > 0)) {
+  const { APART_NS } = await import(pathToFileURL(resolve(dirB, 'src/backends/cpu/kernels.js')).href);
   const part = (keep) => {
     const rs = ratio.filter((_, r) => keep(trips[r]));
     const as = a.filter((_, r) => keep(trips[r])), bs = b.filter((_, r) => keep(trips[r]));
     return rs.length === 0 ? 'no rounds' : `${rs.length} rounds, A ${(med(as) * 1000).toFixed(0)} us, B ${(med(bs) * 1000).toFixed(0)} us, B/A ${med(rs).toFixed(3)}`;
   };
-  console.log(`  threads sharing a cache (round trip < 200 ns): ${part((t) => t < 200)}; apart: ${part((t) => t >= 200)}`);
+  console.log(`  threads sharing a cache (round trip < ${APART_NS} ns): ${part((t) => t < APART_NS)}; apart: ${part((t) => t >= APART_NS)}`);
 }
 A.engine.dispose(); B.engine.dispose();

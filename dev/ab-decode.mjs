@@ -2,13 +2,13 @@
 // change is measured against the same minute of this shared machine (its bandwidth and
 // load move by 2x within minutes; separate runs cannot resolve a 5% change).
 //   git worktree add /tmp/old <commit> && (cd /tmp/old && ln -s "$PWD/node_modules" . && npm run build)
-//   node dev/ab-decode.mjs /tmp/old/build . [800m|17b|llama] [threads] [rounds]
+//   node dev/ab-decode.mjs /tmp/old/build . [800m|17b|llama] [threads] [rounds] [blas: true|false]
 // Each round decodes 8 tokens with A, then 8 with B (each after a reset and a 16-token
 // prompt); prints the medians of A's and B's ms per block and of the rounds' B/A ratios.
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const [dirA, dirB, which = '800m', threadsArg = '1', roundsArg = '15'] = process.argv.slice(2);
+const [dirA, dirB, which = '800m', threadsArg = '1', roundsArg = '15', blasArg = 'true'] = process.argv.slice(2);
 if (!dirA || !dirB) { console.error('usage: node dev/ab-decode.mjs <build dir A> <build dir B> [800m|17b|llama] [threads] [rounds]'); process.exit(2); }
 const threads = Number(threadsArg), rounds = Number(roundsArg);
 const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]; };
@@ -23,10 +23,13 @@ const SHAPES = {
 const load = async (dir) => {
   const url = (p) => pathToFileURL(resolve(dir, p)).href;
   const { DecodeEngine } = await import(url('src/decode/engine.js'));
+  const { createKernels } = await import(url('src/backends/cpu/kernels.js'));
   const { makeConfig } = await import(url('src/models/config.js'));
   const { lazyRandomParams } = await import(url('bench/util.js'));
   const config = makeConfig({ context_length: 256, qkv_conv_length: 3, ...SHAPES[which] });
-  return { config, engine: new DecodeEngine(config, lazyRandomParams(config, 7), { threads, maxContext: 64, skipZeros: false }) };
+  // blas false: the WebAssembly kernels alone (what browsers, and machines without OpenBLAS, run).
+  const opts = blasArg === 'false' ? { kernels: createKernels({ threads, blas: false }) } : { threads };
+  return { config, engine: new DecodeEngine(config, lazyRandomParams(config, 7), { ...opts, maxContext: 64, skipZeros: false }) };
 };
 const A = await load(dirA), B = await load(dirB);
 releaseLoadGarbage(); // the copied parameter arrays, unmapped before timing (src/io/memory.ts)
@@ -54,4 +57,4 @@ if (threads > 1 && trips.some((t) => t > 0)) {
   };
   console.log(`  threads sharing a cache (round trip < ${APART_NS} ns): ${part((t) => t < APART_NS)}; apart: ${part((t) => t >= APART_NS)}`);
 }
-A.engine.dispose(); B.engine.dispose();
+for (const { engine } of [A, B]) { const k = engine.kernels; engine.dispose(); if (blasArg === 'false') k.dispose(); }

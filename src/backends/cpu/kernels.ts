@@ -252,8 +252,15 @@ export const SCREEN_TILE = 256;
 export const EXPF4_ULPS = 2;
 /** Numbers per product in CpuKernels.gemmBatch's list: the control block's layout (exec.ts), heap addresses for its native ones. */
 export const GEMM_FIELDS = B_FIELDS;
-// gemmSmallM on one thread: rows of B per block (see the kernel).
+// gemmSmallM on one thread: rows of B per block (see the kernel), for a B at least
+// SMALLM_WIDE_N columns wide, whose panel rows (a B row, 4 KB or more, apart) share one
+// L1 set. A narrower B is walked once down all K: its rows are a few cache lines apart
+// and spread over the sets. Measured hot, relaxed build (2026-11-29): [16, 576]·[576, 64]
+// 50 GFLOP/s walked, 14.6 in blocks of 8; [16, 1024]·[1024, 64] 50 against 40; the loss
+// layer's [4, 1024]·[1024, 8000] 27 walked, 33 in blocks of 8. Without OpenBLAS (browsers)
+// the 800m Sparse FF + QKV block, one thread: 0.943x and 0.971x (paired, 15 rounds).
 const SMALLM_ROWS = 8;
+const SMALLM_WIDE_N = 1024;
 // OpenBLAS GEMMs are shared between threads from this many flops (about 40 µs of one
 // core's work): below it, two threads were slower than one here (the decoder's 800m
 // Sparse QKV products, [16, 1024]·[1024, 64]: 21 µs on one thread, 42 on two).
@@ -829,9 +836,10 @@ class Kernels implements CpuKernels {
     // Chunks of whole 16-column panels, about 8 per thread.
     const chunk = Math.max(16, Math.ceil(N / (8 * this.threads) / 16) * 16);
     const par = M * N * K >= PAR_MIN_FLOPS && this.threads > 1;
-    // Rows of B per block (assembly/kernels.ts): 8 on one thread; one walk down all of B
-    // when threads share it (blocks were slower there, measured with dev/gemv/loss-layer.mjs).
-    a[ARGS + 6] = par ? K : SMALLM_ROWS;
+    // Rows of B per block (assembly/kernels.ts): 8 for a wide B on one thread; one walk
+    // down all of B for a narrow one, or when threads share it (blocks were slower there,
+    // measured with dev/gemv/loss-layer.mjs).
+    a[ARGS + 6] = par || N < SMALLM_WIDE_N ? K : SMALLM_ROWS;
     this.runChunked(Op.GemmSmallM, N, chunk, par);
     this.end();
   }

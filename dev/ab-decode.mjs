@@ -38,16 +38,23 @@ const roundOf = ({ engine, config }) => {
   engine.reset();
   let next = 0;
   engine.prefill(prompt);
-  const blk = [];
-  for (let i = 0; i < 8; i++) { engine.step(next); next = (next * 31 + 7) % config.vocab_size; blk.push(engine.last.blocksMs / config.n_layers); }
+  const blk = [], tok = [];
+  for (let i = 0; i < 8; i++) {
+    engine.step(next); next = (next * 31 + 7) % config.vocab_size;
+    blk.push(engine.last.blocksMs / config.n_layers); tok.push(engine.last.totalMs);
+  }
+  tokens.set(engine, (tokens.get(engine) ?? []).concat(med(tok)));
   return med(blk);
 };
+const tokens = new Map(); // engine -> its rounds' median ms per token
 roundOf(A); roundOf(B);
 const a = [], b = [], ratio = [], trips = [];
 // Where the threads ran each round (kernels.roundTripNs, in builds that have it; B's threads).
 const probe = typeof B.engine.kernels.roundTripNs === 'function' && threads > 1 ? () => B.engine.kernels.roundTripNs() : () => 0;
 for (let r = 0; r < rounds; r++) { trips.push(probe()); const ta = roundOf(A), tb = roundOf(B); a.push(ta); b.push(tb); ratio.push(tb / ta); }
 console.log(`${which}, ${threads} thread(s), ${rounds} rounds: A ${(med(a) * 1000).toFixed(0)} us/block, B ${(med(b) * 1000).toFixed(0)} us/block, B/A ${med(ratio).toFixed(3)} (rounds ${Math.min(...ratio).toFixed(3)}-${Math.max(...ratio).toFixed(3)})`);
+const ta = tokens.get(A.engine).slice(1), tb = tokens.get(B.engine).slice(1); // without the warm-up round
+console.log(`  per token: A ${med(ta).toFixed(2)} ms, B ${med(tb).toFixed(2)} ms, B/A ${med(ta.map((x, r) => tb[r] / x)).toFixed(3)}`);
 if (threads > 1 && trips.some((t) => t > 0)) {
   const { APART_NS } = await import(pathToFileURL(resolve(dirB, 'src/backends/cpu/kernels.js')).href);
   const part = (keep) => {

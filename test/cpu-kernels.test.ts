@@ -14,7 +14,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TRANSPOSES, block, checkClose, checkGemmCases, gamma, positionMajor, randArray, refGemm, rng } from './helpers.js';
-import { APART_NS, createKernels, panelsLength, toPanels, type CpuKernels, type Placement } from '../src/backends/cpu/kernels.js';
+import { APART_NS, createKernels, panelsLength, toColumnPanels, toPanels, type CpuKernels, type Placement } from '../src/backends/cpu/kernels.js';
 import { newSharedMemory } from '../src/backends/cpu/heap.js';
 import { nativeAddress } from '../src/backends/cpu/native.js';
 import { MAX_JOBS, OP_BITS, Op, PF_MAX_RANGES } from '../src/backends/cpu/exec.js';
@@ -576,10 +576,32 @@ for (const threads of [1, 2]) {
         const sentinel = h.f32(pC + M * N * 4, 1); sentinel[0] = 42;
         k.gemmSmallM(pA, pB, pC, M, N, K);
         const what = `gemmSmallM ${M}x${N}x${K}`;
-        checkClose(h.f32(pC, M * N), refGemm(false, false, M, N, K, a, 0, K, b, 0, N, null, 0, N), what);
+        const want = refGemm(false, false, M, N, K, a, 0, K, b, 0, N, null, 0, N);
+        checkClose(h.f32(pC, M * N), want, what);
         assert.equal(h.f32(pC + M * N * 4, 1)[0], 42, `${what}: wrote past C`);
+        if (N % 16 === 0) {
+          // The same product with B in column panels: the same sums in the same order.
+          const row = Float32Array.from(h.f32(pC, M * N));
+          h.f32(pB, b.length).set(toColumnPanels(b, K, N));
+          h.f32(pC, M * N).fill(Number.NaN);
+          k.gemmSmallM(pA, pB, pC, M, N, K, true);
+          assert.deepEqual(Array.from(h.f32(pC, M * N)), Array.from(row), `${what}, B in column panels`);
+          assert.equal(h.f32(pC + M * N * 4, 1)[0], 42, `${what}, panels: wrote past C`);
+        } else {
+          assert.throws(() => k.gemmSmallM(pA, pB, pC, M, N, K, true), /multiple of 16/);
+        }
         h.free(pA); h.free(pB); h.free(pC);
       }
+    });
+
+    test('toColumnPanels: panel p holds columns 16p..16p+15 row after row; bad shapes are rejected', () => {
+      const K = 3, N = 32, b = Float32Array.from({ length: K * N }, (_, i) => i);
+      const p = toColumnPanels(b, K, N);
+      for (let pp = 0; pp < N / 16; pp++) for (let kk = 0; kk < K; kk++) for (let c = 0; c < 16; c++) {
+        assert.equal(p[(pp * K + kk) * 16 + c], b[kk * N + 16 * pp + c]);
+      }
+      assert.throws(() => toColumnPanels(b, K, 24), RangeError);
+      assert.throws(() => toColumnPanels(b.subarray(1), K, N), RangeError);
     });
 
     test('attention: all heads, grouped kv heads, head- and position-major caches, against a float64 softmax reference', () => {

@@ -230,6 +230,8 @@ describe('decode engine: weights spread over several wasm memories', () => {
     'llama: swiglu, rmsnorm, GQA': { activation: 'swiglu', norm: 'rmsnorm', ffn_bias: false, n_kv_heads: 2, tied_output: false },
     'top-k': { ffn: 'topk', topk_k: 64 },
     'sparse FF + QKV (multconv) + sparse loss': { ffn: 'sparse', attn: 'sparse', qkv_output: 'multconv', output: 'sparse' },
+    // On two threads every small product here takes its B in column panels (M 32, the loss layer's 256 columns).
+    'sparse FF + QKV + sparse loss, vocabulary 1024': { ffn: 'sparse', attn: 'sparse', output: 'sparse', vocab_size: 1024 },
   };
   for (const threads of [1, 2]) {
     for (const [name, overrides] of Object.entries(cases)) {

@@ -47,7 +47,7 @@
  * break ties to the lower index.
  */
 
-import { createKernels, memoryOf, offsetOf, panelRow, panelsInto, panelsLength, toPanels, type CpuKernels } from '../backends/cpu/kernels.js';
+import { createKernels, memoryOf, offsetOf, panelRow, panelsInto, panelsLength, toColumnPanels, toPanels, type CpuKernels } from '../backends/cpu/kernels.js';
 import { erf } from '../backends/ref/index.js';
 import { derived, type ModelConfig } from '../models/config.js';
 import { parameterSpecs } from '../models/params.js';
@@ -107,10 +107,11 @@ export interface EngineOptions {
 /** A view of one heap block: pointer and JS view. */
 interface Buf { p: number; v: Float32Array }
 
-interface Factored { Dt: Buf; E: Buf; beta: Buf; S: number; M: number }
+/** ePanels / panels: the product's B in gemmSmallM's column panels (see columnPanels in the constructor). */
+interface Factored { Dt: Buf; E: Buf; ePanels: boolean; beta: Buf; S: number; M: number }
 /** A controller screen in the heap (screen.ts): panels uint32, colScale [cols], c2t [d_ff, r], margin float64 [3·nb]. */
 interface ScreenBufs { panels: Buf; colScale: Buf; c2t: Buf; margin: Buf; groups: number; cols: number; qmax: number }
-interface Conv { kernel: Buf; bias: Buf; Fw: number }
+interface Conv { kernel: Buf; panels: boolean; bias: Buf; Fw: number }
 
 interface LayerW {
   attnNormW: Buf; attnNormB: Buf | null;
@@ -344,10 +345,23 @@ export class DecodeEngine {
         this.weightBytes += 2 * dff * d * 4;
         return b;
       };
+      // A product that goes to gemmSmallM (smallGemm) on two or more threads takes its B in
+      // column panels: the threads then split B into contiguous runs rather than taking
+      // every other 64 bytes of each row. Measured cold, 2 threads (2026-11-29): the sparse
+      // loss layer's [4, 1024]·[1024, 8000] 0.69x the time, Sparse QKV's [16, 576]·[576,
+      // 64] 0.77x; on one thread no faster (0.95-1.10x), so one thread keeps B row-major.
+      // Paired (dev/ab-decode.mjs, 20 rounds): the 800m model with the sparse loss layer,
+      // 2 threads, 0.896x per token; without OpenBLAS 0.887x per token, 0.965x per block.
+      const columnPanels = (N: number): boolean =>
+        this.kernels.threads > 1 && N % 16 === 0 && (!this.kernels.blas || N >= SMALL_GEMM_MIN_N);
+      const B = (w: Float32Array, K: number, N: number): Buf => W(columnPanels(N) ? toColumnPanels(w, K, N) : w);
       const factored = (prefix: string, Sm: number, Mo: number): Factored => ({
-        Dt: WT(d, { data: get(`${prefix}.D`), cols: Sm }), E: W(get(`${prefix}.E`)), beta: W(get(`${prefix}.beta`)), S: Sm, M: Mo,
+        Dt: WT(d, { data: get(`${prefix}.D`), cols: Sm }), E: B(get(`${prefix}.E`), d, Mo), ePanels: columnPanels(Mo),
+        beta: W(get(`${prefix}.beta`)), S: Sm, M: Mo,
       });
-      const conv = (prefix: string, Fw: number): Conv => ({ kernel: W(get(`${prefix}.kernel`)), bias: W(get(`${prefix}.bias`)), Fw });
+      const conv = (prefix: string, Fw: number): Conv => ({
+        kernel: B(get(`${prefix}.kernel`), Fl * Fw * M, M), panels: columnPanels(M), bias: W(get(`${prefix}.bias`)), Fw,
+      });
 
       this.tokEmbPanels = this.denseLayout === 'panels' && c.tied_output && c.output !== 'sparse';
       this.tokEmb = this.tokEmbPanels ? W(toPanels(get('tok_emb.weight'), c.vocab_size, d)) : W(get('tok_emb.weight'));
@@ -768,16 +782,16 @@ export class DecodeEngine {
    * B (the sparse loss layer's 4×8000×1024, E 32 MB) gemmSmallM streams B once
    * without packing: 3.5 ms vs 5.1 (OpenBLAS) and 5.9 (wasm gemm).
    */
-  private smallGemm(pA: number, pB: number, pC: number, S: number, N: number, K: number): void {
+  private smallGemm(pA: number, pB: number, pC: number, S: number, N: number, K: number, bPanels: boolean): void {
     if (this.kernels.blas && N < SMALL_GEMM_MIN_N) this.kernels.gemm(false, false, S, N, K, pA, K, pB, N, pC, N, false);
-    else this.kernels.gemmSmallM(pA, pB, pC, S, N, K);
+    else this.kernels.gemmSmallM(pA, pB, pC, S, N, K, bPanels);
   }
 
   /** out[s·M+t] = Σ_i x_i·D[i,s]·E[i,t] + beta: rows x⊙D[:,s] [S, d] times E [d, M] in one gemm. */
   private factoredDense(f: Factored, x: Buf, out: Buf): void {
     const d = this.d, S = f.S, M = f.M;
     this.kernels.mulRows(x.p, f.Dt.p, this.xs.p, S, d);
-    this.smallGemm(this.xs.p, f.E.p, out.p, S, M, d);
+    this.smallGemm(this.xs.p, f.E.p, out.p, S, M, d, f.ePanels);
     this.kernels.addRows(out.p, f.beta.p, 1, S * M);
     this.weightBytes += (d * S + d * M + S * M) * 4;
   }
@@ -795,7 +809,7 @@ export class DecodeEngine {
   /** [S, M] at heap pointer outP = col [S, F_l·Fw·M] · kernel [F_l·Fw·M, M] + bias. */
   private convApply(cv: Conv, col: Buf, outP: number): void {
     const c = this.config, S = c.qkv_modules, M = this.d / S, K = this.Fl * cv.Fw * M;
-    this.smallGemm(col.p, cv.kernel.p, outP, S, M, K);
+    this.smallGemm(col.p, cv.kernel.p, outP, S, M, K, cv.panels);
     this.convBias(cv, outP, S, M);
   }
 

@@ -59,7 +59,7 @@ export interface KernelExports {
   gemmScratchBytes(): number;
   gemm(transA: number, transB: number, K: number, pA: number, lda: number, pB: number, ldb: number,
     pC: number, ldc: number, accumulate: number, i0: number, i1: number, j0: number, j1: number, scratch: number): void;
-  gemmSmallM(pA: number, pB: number, pC: number, M: number, N: number, K: number, j0: number, j1: number, kb: number): void;
+  gemmSmallM(pA: number, pB: number, pC: number, M: number, N: number, K: number, j0: number, j1: number, kb: number, panels: number): void;
   mulRows(pX: number, pD: number, pOut: number, rows: number, n: number): void;
   addRows(pY: number, pB: number, rows: number, n: number): void;
   blockArgmax(pL: number, pIdx: number, nb: number, N: number): void;
@@ -339,7 +339,7 @@ function runChunk(ex: KernelExports, op: number, f64: Float64Array, t: number, c
       f64[RESULTS + t] += ex.readSum(f64[a] + lo * 4, hi - lo);
       break;
     case Op.GemmSmallM: // items are columns of C
-      ex.gemmSmallM(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], f64[a + 5], lo, hi, f64[a + 6]);
+      ex.gemmSmallM(f64[a], f64[a + 1], f64[a + 2], f64[a + 3], f64[a + 4], f64[a + 5], lo, hi, f64[a + 6], f64[a + 7]);
       break;
     case Op.BlasGemv:
       blasGemvChunk(blas(), f64, t, lo, hi, first);

@@ -116,9 +116,11 @@ export interface CpuKernels {
   /**
    * C[M,N] = A[M,K] · B[K,N], all contiguous on the heap, for small M (a few rows
    * against a wide B: the decoder's factored layers and convolutions). B is streamed
-   * without packing, once per pair of A rows; threads split the columns.
+   * without packing, once per pair of A rows; threads split the columns. B is row-major,
+   * or with bPanels in column panels (toColumnPanels: [N/16][K][16], N a multiple of 16),
+   * where each 16 columns the kernel reads together are one contiguous run.
    */
-  gemmSmallM(pA: number, pB: number, pC: number, M: number, N: number, K: number): void;
+  gemmSmallM(pA: number, pB: number, pC: number, M: number, N: number, K: number, bPanels?: boolean): void;
   /**
    * Batch-1 causal attention, all H heads in one call; the threads share the heads when
    * there are enough (whole groups per thread, at least ATT_PAR_MIN multiply-adds).
@@ -291,6 +293,20 @@ export function toPanels(w: Float32Array, rows: number, cols: number): Float32Ar
   for (let r = 0; r < rows; r++) {
     const base = rowStart(r, ps);
     for (let c = 0; c < cols; c++) out[base + (c >> 2) * 32 + (c & 3)] = w[r * cols + c];
+  }
+  return out;
+}
+
+/**
+ * B [K, N] (row-major) in gemmSmallM's column panels: [N/16][K][16], panel p holding
+ * columns [16p, 16p + 16) row after row. N must be a multiple of 16.
+ */
+export function toColumnPanels(b: Float32Array, K: number, N: number): Float32Array {
+  if (b.length !== K * N) throw new RangeError(`cpu kernels: toColumnPanels needs [K, N], got ${b.length} values for ${K} x ${N}`);
+  if (N % 16 !== 0) throw new RangeError(`cpu kernels: toColumnPanels needs N a multiple of 16, got ${N}`);
+  const out = new Float32Array(K * N);
+  for (let p = 0; p < N / 16; p++) {
+    for (let k = 0; k < K; k++) out.set(b.subarray(k * N + 16 * p, k * N + 16 * p + 16), (p * K + k) * 16);
   }
   return out;
 }
@@ -826,8 +842,9 @@ class Kernels implements CpuKernels {
     this.end();
   }
 
-  gemmSmallM(pA: number, pB: number, pC: number, M: number, N: number, K: number): void {
+  gemmSmallM(pA: number, pB: number, pC: number, M: number, N: number, K: number, bPanels = false): void {
     checkInt('M', M); checkInt('N', N); checkInt('K', K);
+    if (bPanels && N % 16 !== 0) throw new RangeError(`cpu kernels: gemmSmallM with B in column panels needs N a multiple of 16, got ${N}`);
     if (M === 0 || N === 0) return;
     const a = this.f64;
     this.begin(memoryOf(pB), (M * K + M * N) * 4);
@@ -839,7 +856,9 @@ class Kernels implements CpuKernels {
     // Rows of B per block (assembly/kernels.ts): 8 for a wide B on one thread; one walk
     // down all of B for a narrow one, or when threads share it (blocks were slower there,
     // measured with dev/gemv/loss-layer.mjs).
-    a[ARGS + 6] = par || N < SMALLM_WIDE_N ? K : SMALLM_ROWS;
+    // A B in column panels has no such conflicts: each panel is one contiguous run.
+    a[ARGS + 6] = par || bPanels || N < SMALLM_WIDE_N ? K : SMALLM_ROWS;
+    a[ARGS + 7] = bPanels ? 1 : 0;
     this.runChunked(Op.GemmSmallM, N, chunk, par);
     this.end();
   }
@@ -1177,7 +1196,7 @@ function warmUp(module: WasmModule, ex: KernelExports, heap: SharedHeap): void {
     ex.axpyRows(pa, n, n, pi, pb, pc, 0, n);
     ex.readSum(pa, n * n);
     // The decoder's per-token kernels, on the same data (outputs into pc or the scratch).
-    ex.gemmSmallM(pa, pb, pc, 4, n, n, 0, n, 8);
+    ex.gemmSmallM(pa, pb, pc, 4, n, n, 0, n, 8, 0);
     ex.attention(pa, pb, pb, pc, ps, 4, 2, 8, 16, 16, 32, 0.25);
     ex.norm(pa, pb, pb, 1, pc, n, 1e-5, it & 1);
     ex.rope(pc, 2, 16, pa, pa + 64);

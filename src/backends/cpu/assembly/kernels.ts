@@ -513,11 +513,11 @@ export function gemm(transA: bool, transB: bool, K: i32, pA: usize, lda: i32, pB
 // walk down all K rows (kb = K): the two vCPUs appear to share L1 (SMT siblings on the
 // host), so the caller picks kb. Threads split the columns (j0, j1 multiples of 16
 // except at N).
-export function gemmSmallM(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i32, j0: i32, j1: i32, kb: i32): void {
+export function gemmSmallM(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i32, j0: i32, j1: i32, kb: i32, panels: bool): void {
   if (kb < 1) kb = K;
   for (let k0 = 0; k0 < K; k0 += kb) {
     const k1 = min(K, k0 + kb);
-    gemmSmallMRows(pA, pB, pC, M, N, K, j0, j1, k0, k1, k0 > 0);
+    gemmSmallMRows(pA, pB, pC, M, N, K, j0, j1, k0, k1, k0 > 0, panels);
   }
   if (K === 0) {
     for (let i = 0; i < M; i++) for (let j = j0; j < j1; j++) store<f32>(pC + ((<usize>i * <usize>N + <usize>j) << 2), 0);
@@ -526,13 +526,16 @@ export function gemmSmallM(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i
 
 // gemmSmallM over B rows [k0, k1): C (+)= A[:, k0:k1] · B[k0:k1, j0:j1].
 @inline
-function gemmSmallMRows(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i32, j0: i32, j1: i32, k0: i32, k1: i32, add: bool): void {
-  const rb: usize = <usize>N << 2;
+function gemmSmallMRows(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i32, j0: i32, j1: i32, k0: i32, k1: i32, add: bool, panels: bool): void {
+  const rb: usize = <usize>N << 2; // C's row stride, and B's when row-major
   const ab: usize = <usize>K << 2;
-  const bk: usize = pB + <usize>k0 * rb;
+  // B's row stride and where the panel of columns [j, j + 16) starts at row k0: row-major
+  // [K, N], or column panels [N/16][K][16] (N a multiple of 16, each panel contiguous).
+  const bs: usize = panels ? 64 : rb;
+  const bk: usize = pB + <usize>k0 * bs;
   let j = j0;
   for (; j + 16 <= j1; j += 16) {
-    const bj = bk + (<usize>j << 2);
+    const bj = bk + (panels ? (<usize>j >> 4) * (<usize>K << 6) : <usize>j << 2);
     let i = 0;
     for (; i + 2 <= M; i += 2) {
       const a0 = pA + <usize>i * ab, a1 = a0 + ab;
@@ -553,7 +556,7 @@ function gemmSmallMRows(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i32,
         const b2 = v128.load(bp, 32), b3 = v128.load(bp, 48);
         c02 = madd(b2, x0, c02); c12 = madd(b2, x1, c12);
         c03 = madd(b3, x0, c03); c13 = madd(b3, x1, c13);
-        bp += rb;
+        bp += bs;
       }
       v128.store(q0, c00); v128.store(q0, c01, 16); v128.store(q0, c02, 32); v128.store(q0, c03, 48);
       v128.store(q1, c10); v128.store(q1, c11, 16); v128.store(q1, c12, 32); v128.store(q1, c13, 48);
@@ -570,7 +573,7 @@ function gemmSmallMRows(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i32,
         c01 = madd(v128.load(bp, 16), x0, c01);
         c02 = madd(v128.load(bp, 32), x0, c02);
         c03 = madd(v128.load(bp, 48), x0, c03);
-        bp += rb;
+        bp += bs;
       }
       v128.store(q0, c00); v128.store(q0, c01, 16); v128.store(q0, c02, 32); v128.store(q0, c03, 48);
     }
@@ -583,7 +586,7 @@ function gemmSmallMRows(pA: usize, pB: usize, pC: usize, M: i32, N: i32, K: i32,
       let bp = bk + (<usize>j << 2);
       for (let k = k0; k < k1; k++) {
         s += load<f32>(a0 + (<usize>k << 2)) * load<f32>(bp);
-        bp += rb;
+        bp += bs;
       }
       store<f32>(q, s);
     }

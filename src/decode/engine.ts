@@ -354,13 +354,13 @@ export class DecodeEngine {
       // 2 threads, 0.896x per token; without OpenBLAS 0.887x per token, 0.965x per block.
       const columnPanels = (N: number): boolean =>
         this.kernels.threads > 1 && N % 16 === 0 && (!this.kernels.blas || N >= SMALL_GEMM_MIN_N);
-      const B = (w: Float32Array, K: number, N: number): Buf => W(columnPanels(N) ? toColumnPanels(w, K, N) : w);
+      const smallGemmB = (w: Float32Array, K: number, N: number): Buf => W(columnPanels(N) ? toColumnPanels(w, K, N) : w);
       const factored = (prefix: string, Sm: number, Mo: number): Factored => ({
-        Dt: WT(d, { data: get(`${prefix}.D`), cols: Sm }), E: B(get(`${prefix}.E`), d, Mo), ePanels: columnPanels(Mo),
+        Dt: WT(d, { data: get(`${prefix}.D`), cols: Sm }), E: smallGemmB(get(`${prefix}.E`), d, Mo), ePanels: columnPanels(Mo),
         beta: W(get(`${prefix}.beta`)), S: Sm, M: Mo,
       });
       const conv = (prefix: string, Fw: number): Conv => ({
-        kernel: B(get(`${prefix}.kernel`), Fl * Fw * M, M), panels: columnPanels(M), bias: W(get(`${prefix}.bias`)), Fw,
+        kernel: smallGemmB(get(`${prefix}.kernel`), Fl * Fw * M, M), panels: columnPanels(M), bias: W(get(`${prefix}.bias`)), Fw,
       });
 
       this.tokEmbPanels = this.denseLayout === 'panels' && c.tied_output && c.output !== 'sparse';

@@ -185,6 +185,25 @@ describe('decode engine: token-by-token logits equal the training graph (eval mo
     }
   });
 
+  it('Sparse QKV with modules of 1024 (the products go to gemmSmallM even with OpenBLAS), on one and two threads', () => {
+    // On two threads those products take B in column panels, so the OpenBLAS batch of
+    // the three convolutions (which reads B row-major) must not be used for them.
+    const { config, params } = model({ d_model: 1024, n_heads: 8, n_kv_heads: 8, qkv_modules: 1, n_layers: 1, d_ff: 32, attn: 'sparse' }, 11);
+    const ids = PROMPT.slice(0, 5), V = config.vocab_size, want = reference(config, params, ids);
+    for (const threads of [1, 2]) {
+      const k = createKernels({ threads });
+      const eng = new DecodeEngine(config, params, { kernels: k });
+      try {
+        for (let t = 0; t < ids.length; t++) compare(eng.step(ids[t]), want, t * V, V, `M = 1024, ${threads} thread(s), token ${t}`);
+        eng.reset();
+        compare(eng.prefill(ids), want, (ids.length - 1) * V, V, `M = 1024, ${threads} thread(s), prefill`);
+      } finally {
+        eng.dispose();
+        k.dispose();
+      }
+    }
+  });
+
   it('accepts raw Float32Array parameters', () => {
     const { config, params } = model({ ffn: 'sparse' });
     const raw: Record<string, Float32Array> = {};

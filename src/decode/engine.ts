@@ -107,11 +107,10 @@ export interface EngineOptions {
 /** A view of one heap block: pointer and JS view. */
 interface Buf { p: number; v: Float32Array }
 
-/** ePanels / panels: the product's B in gemmSmallM's column panels (see columnPanels in the constructor). */
-interface Factored { Dt: Buf; E: Buf; ePanels: boolean; beta: Buf; S: number; M: number }
+interface Factored { Dt: Buf; E: Buf; beta: Buf; S: number; M: number }
 /** A controller screen in the heap (screen.ts): panels uint32, colScale [cols], c2t [d_ff, r], margin float64 [3·nb]. */
 interface ScreenBufs { panels: Buf; colScale: Buf; c2t: Buf; margin: Buf; groups: number; cols: number; qmax: number }
-interface Conv { kernel: Buf; panels: boolean; bias: Buf; Fw: number }
+interface Conv { kernel: Buf; bias: Buf; Fw: number }
 
 interface LayerW {
   attnNormW: Buf; attnNormB: Buf | null;
@@ -345,23 +344,12 @@ export class DecodeEngine {
         this.weightBytes += 2 * dff * d * 4;
         return b;
       };
-      // A product that goes to gemmSmallM (smallGemm) on two or more threads takes its B in
-      // column panels: the threads then split B into contiguous runs rather than taking
-      // every other 64 bytes of each row. Measured cold, 2 threads (2026-11-29): the sparse
-      // loss layer's [4, 1024]·[1024, 8000] 0.69x the time, Sparse QKV's [16, 576]·[576,
-      // 64] 0.77x; on one thread no faster (0.95-1.10x), so one thread keeps B row-major.
-      // Paired (dev/ab-decode.mjs, 20 rounds): the 800m model with the sparse loss layer,
-      // 2 threads, 0.896x per token; without OpenBLAS 0.887x per token, 0.965x per block.
-      const columnPanels = (N: number): boolean =>
-        this.kernels.threads > 1 && N % 16 === 0 && (!this.kernels.blas || N >= SMALL_GEMM_MIN_N);
-      const smallGemmB = (w: Float32Array, K: number, N: number): Buf => W(columnPanels(N) ? toColumnPanels(w, K, N) : w);
+      // The B [K, N] of a smallGemm product, in the layout smallGemm reads it in.
+      const smallGemmB = (w: Float32Array, K: number, N: number): Buf => W(this.smallGemmPanels(N) ? toColumnPanels(w, K, N) : w);
       const factored = (prefix: string, Sm: number, Mo: number): Factored => ({
-        Dt: WT(d, { data: get(`${prefix}.D`), cols: Sm }), E: smallGemmB(get(`${prefix}.E`), d, Mo), ePanels: columnPanels(Mo),
-        beta: W(get(`${prefix}.beta`)), S: Sm, M: Mo,
+        Dt: WT(d, { data: get(`${prefix}.D`), cols: Sm }), E: smallGemmB(get(`${prefix}.E`), d, Mo), beta: W(get(`${prefix}.beta`)), S: Sm, M: Mo,
       });
-      const conv = (prefix: string, Fw: number): Conv => ({
-        kernel: smallGemmB(get(`${prefix}.kernel`), Fl * Fw * M, M), panels: columnPanels(M), bias: W(get(`${prefix}.bias`)), Fw,
-      });
+      const conv = (prefix: string, Fw: number): Conv => ({ kernel: smallGemmB(get(`${prefix}.kernel`), Fl * Fw * M, M), bias: W(get(`${prefix}.bias`)), Fw });
 
       this.tokEmbPanels = this.denseLayout === 'panels' && c.tied_output && c.output !== 'sparse';
       this.tokEmb = this.tokEmbPanels ? W(toPanels(get('tok_emb.weight'), c.vocab_size, d)) : W(get('tok_emb.weight'));
@@ -782,16 +770,34 @@ export class DecodeEngine {
    * B (the sparse loss layer's 4×8000×1024, E 32 MB) gemmSmallM streams B once
    * without packing: 3.5 ms vs 5.1 (OpenBLAS) and 5.9 (wasm gemm).
    */
-  private smallGemm(pA: number, pB: number, pC: number, S: number, N: number, K: number, bPanels: boolean): void {
-    if (this.kernels.blas && N < SMALL_GEMM_MIN_N) this.kernels.gemm(false, false, S, N, K, pA, K, pB, N, pC, N, false);
-    else this.kernels.gemmSmallM(pA, pB, pC, S, N, K, bPanels);
+  private smallGemm(pA: number, pB: number, pC: number, S: number, N: number, K: number): void {
+    if (this.smallGemmByBlas(N)) this.kernels.gemm(false, false, S, N, K, pA, K, pB, N, pC, N, false);
+    else this.kernels.gemmSmallM(pA, pB, pC, S, N, K, this.smallGemmPanels(N));
+  }
+
+  /** smallGemm sends a product of N columns to OpenBLAS (its B row-major), else to gemmSmallM. */
+  private smallGemmByBlas(N: number): boolean {
+    return this.kernels.blas && N < SMALL_GEMM_MIN_N;
+  }
+
+  /**
+   * A gemmSmallM product on two or more threads takes its B in column panels (stored so at
+   * load): the threads then split B into contiguous runs rather than taking every other
+   * 64 bytes of each row. Measured cold, 2 threads (2026-11-29): the sparse loss layer's
+   * [4, 1024]·[1024, 8000] 0.69x the time, Sparse QKV's [16, 576]·[576, 64] 0.77x; on one
+   * thread no faster (0.95-1.10x), so one thread keeps B row-major. Paired
+   * (dev/ab-decode.mjs, 20 rounds): the 800m model with the sparse loss layer, 2 threads,
+   * 0.896x per token; without OpenBLAS 0.887x per token, 0.965x per block.
+   */
+  private smallGemmPanels(N: number): boolean {
+    return !this.smallGemmByBlas(N) && this.kernels.threads > 1 && N % 16 === 0;
   }
 
   /** out[s·M+t] = Σ_i x_i·D[i,s]·E[i,t] + beta: rows x⊙D[:,s] [S, d] times E [d, M] in one gemm. */
   private factoredDense(f: Factored, x: Buf, out: Buf): void {
     const d = this.d, S = f.S, M = f.M;
     this.kernels.mulRows(x.p, f.Dt.p, this.xs.p, S, d);
-    this.smallGemm(this.xs.p, f.E.p, out.p, S, M, d, f.ePanels);
+    this.smallGemm(this.xs.p, f.E.p, out.p, S, M, d);
     this.kernels.addRows(out.p, f.beta.p, 1, S * M);
     this.weightBytes += (d * S + d * M + S * M) * 4;
   }
@@ -809,7 +815,7 @@ export class DecodeEngine {
   /** [S, M] at heap pointer outP = col [S, F_l·Fw·M] · kernel [F_l·Fw·M, M] + bias. */
   private convApply(cv: Conv, col: Buf, outP: number): void {
     const c = this.config, S = c.qkv_modules, M = this.d / S, K = this.Fl * cv.Fw * M;
-    this.smallGemm(col.p, cv.kernel.p, outP, S, M, K, cv.panels);
+    this.smallGemm(col.p, cv.kernel.p, outP, S, M, K);
     this.convBias(cv, outP, S, M);
   }
 
@@ -834,9 +840,10 @@ export class DecodeEngine {
     const state = lw.qkvState as Buf;
     this.im2col(state, m, 3, this.colQK);
     this.im2col(state, m, 1, this.colV);
-    if (this.kernels.blas && this.kernels.threads > 1) {
-      // The three products at once: each too small to split between threads, together worth sharing.
-      const S = this.config.qkv_modules, M = d / S;
+    const S = this.config.qkv_modules, M = d / S;
+    if (this.kernels.threads > 1 && this.smallGemmByBlas(M)) {
+      // The three products at once, through OpenBLAS with the kernels row-major (each too
+      // small to split between threads, together worth sharing).
       this.kernels.gemmBatch(lw.convBatch);
       this.convBias(lw.convQ as Conv, this.qkv.p, S, M);
       this.convBias(lw.convK as Conv, this.qkv.p + d * 4, S, M);

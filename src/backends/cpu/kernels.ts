@@ -853,10 +853,10 @@ class Kernels implements CpuKernels {
     // Chunks of whole 16-column panels, about 8 per thread.
     const chunk = Math.max(16, Math.ceil(N / (8 * this.threads) / 16) * 16);
     const par = M * N * K >= PAR_MIN_FLOPS && this.threads > 1;
-    // Rows of B per block (assembly/kernels.ts): 8 for a wide B on one thread; one walk
-    // down all of B for a narrow one, or when threads share it (blocks were slower there,
-    // measured with dev/gemv/loss-layer.mjs).
-    // A B in column panels has no such conflicts: each panel is one contiguous run.
+    // Rows of B per block (assembly/kernels.ts): 8 for a wide row-major B on one thread;
+    // one walk down all of B for a narrow one, for one in column panels (each panel is one
+    // contiguous run: no set conflicts), or when threads share it (blocks were slower
+    // there, measured with dev/gemv/loss-layer.mjs).
     a[ARGS + 6] = par || bPanels || N < SMALLM_WIDE_N ? K : SMALLM_ROWS;
     a[ARGS + 7] = bPanels ? 1 : 0;
     this.runChunked(Op.GemmSmallM, N, chunk, par);

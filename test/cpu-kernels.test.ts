@@ -449,15 +449,24 @@ test('placement: apart turns the prefetch off; shared and one thread never probe
   try {
     const measured = auto.checkPlacement(0);
     assert.equal(auto.threadsApart, measured, 'the verdict of a real probe (either is possible on a given machine)');
-    // The verdict follows roundTripNs against APART_NS, and a look younger than maxAgeMs is reused.
+    // The verdict follows the probe against APART_NS, and a look younger than maxAgeMs is reused.
     let probes = 0, ns = APART_NS;
-    (auto as unknown as { roundTripNs: () => number }).roundTripNs = () => { probes++; return ns; };
+    (auto as unknown as { probeRoundTrip: () => number }).probeRoundTrip = () => { probes++; return ns; };
     assert.equal(auto.checkPlacement(0), true, `${ns} ns: apart`);
     ns = APART_NS - 1;
     assert.equal(auto.checkPlacement(60_000), true, 'a recent look is reused');
     assert.equal(probes, 1);
     assert.equal(auto.checkPlacement(0), false, `${ns} ns: shared`);
     assert.equal(probes, 2);
+    // A probe the worker did not answer (-1) keeps the last verdict, and counts as a look.
+    ns = APART_NS;
+    assert.equal(auto.checkPlacement(0), true);
+    ns = -1;
+    assert.equal(auto.checkPlacement(0), true, 'an unanswered probe keeps "apart"');
+    assert.equal(probes, 4);
+    assert.equal(auto.checkPlacement(60_000), true);
+    assert.equal(probes, 4, 'and is not retried before maxAgeMs');
+    assert.throws(() => auto.roundTripNs(10), /did not answer/, 'roundTripNs itself reports it');
   } finally {
     auto.dispose();
   }

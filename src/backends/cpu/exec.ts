@@ -146,8 +146,10 @@ export function runShare(exs: readonly KernelExports[], op: number, i32: Int32Ar
 // ARGS[1], through the wasm loops pingTrips / pongTrips on the word PING. RESULTS[0]
 // gets the median over batches of the time per trip in nanoseconds. Other workers
 // return at once. Either side gives up after PING_PATIENCE polls without an answer
-// (RESULTS[0] = -1), so a lost worker cannot hang the caller.
-const PING_PATIENCE = 1 << 28; // polls: about a second
+// (RESULTS[0] = -1), so a worker that is descheduled or slow to wake fails the probe
+// instead of keeping the other side spinning. (The job itself still waits for every
+// worker's DONE, as every job does.)
+const PING_PATIENCE = 1 << 28; // polls: about a second here
 
 function pingPong(exs: readonly KernelExports[], i32: Int32Array, f64: Float64Array, t: number): void {
   const word = i32.byteOffset + 4 * PING; // the control block lives in memory 0

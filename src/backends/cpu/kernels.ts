@@ -200,13 +200,15 @@ export interface CpuKernels {
    * It tells where the threads run: about 100 ns when they share a last-level cache,
    * several times that when they do not (a VM's two vCPUs can land on different dies of
    * the host, and move), and then a worker's prefetch cannot warm the main thread's
-   * cache (docs/decode.md). Throws if the worker does not answer within a second.
+   * cache (docs/decode.md). Throws if the worker does not answer within about a second
+   * (it was descheduled, or is slow to wake).
    */
   roundTripNs(trips?: number): number;
   /**
    * With placement 'auto' and two or more threads: if the last look is older than
    * maxAgeMs (default 100), measure roundTripNs(100) (10-40 us) and set threadsApart when
-   * it is APART_NS or more. While apart, prefetch() does nothing (a worker would warm a
+   * it is APART_NS or more; a probe the worker did not answer keeps the last verdict (a
+   * decoder step does not fail because a worker was descheduled). While apart, prefetch() does nothing (a worker would warm a
    * cache the calling thread does not read) and a small gemmBatch (under 2^24 flops)
    * runs on the calling thread alone; everything else still splits by its own measure
    * (each thread has its own path to memory). Returns threadsApart.
@@ -1055,20 +1057,27 @@ class Kernels implements CpuKernels {
 
   roundTripNs(trips = 2000): number {
     checkInt('trips', trips);
+    const ns = this.probeRoundTrip(trips);
+    if (ns < 0) throw new Error('cpu kernels: worker 1 did not answer the round-trip probe within about a second');
+    return ns;
+  }
+
+  // roundTripNs' measurement: the median ns per trip, 0 on one thread, -1 when worker 1
+  // did not answer (PingPong's patience ran out: exec.ts).
+  private probeRoundTrip(trips: number): number {
     if (this.threads === 1 || trips === 0) return 0;
     Atomics.store(this.i32, PING, 0);
     this.f64[ARGS] = trips; this.f64[ARGS + 1] = Math.max(1, Math.min(100, Math.floor(trips / 10)));
     this.run(Op.PingPong, true);
-    const ns = this.f64[RESULTS];
-    if (ns < 0) throw new Error('cpu kernels: worker 1 did not answer the round-trip probe within a second');
-    return ns;
+    return this.f64[RESULTS];
   }
 
   checkPlacement(maxAgeMs = 100): boolean {
     if (this.threads === 1 || this.placement !== 'auto') return this.threadsApart;
     const now = performance.now();
     if (now - this.placementCheckedAt < maxAgeMs) return this.threadsApart;
-    this.threadsApart = this.roundTripNs(100) >= APART_NS;
+    const ns = this.probeRoundTrip(100);
+    if (ns >= 0) this.threadsApart = ns >= APART_NS;
     this.placementCheckedAt = performance.now();
     return this.threadsApart;
   }

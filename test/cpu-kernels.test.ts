@@ -17,7 +17,7 @@ import { TRANSPOSES, block, checkClose, checkGemmCases, gamma, positionMajor, ra
 import { APART_NS, createKernels, panelsLength, toColumnPanels, toPanels, type CpuKernels, type Placement } from '../src/backends/cpu/kernels.js';
 import { newSharedMemory } from '../src/backends/cpu/heap.js';
 import { nativeAddress } from '../src/backends/cpu/native.js';
-import { MAX_JOBS, OP_BITS, Op, PF_MAX_RANGES } from '../src/backends/cpu/exec.js';
+import { MAX_JOBS, OP_BITS, Op, PF_MAX_RANGES, PF_STATE } from '../src/backends/cpu/exec.js';
 
 test('control block: every op fits the op bits of SEQ, and the largest job counter keeps SEQ a positive int32', () => {
   // A 16th op once wrapped to op 0 in the workers' decoding (s & 15): an "unknown op" only
@@ -368,7 +368,7 @@ test('prefetch: a hint that returns at once; the kernels after it are unaffected
   }
 });
 
-test('prefetch: a second hint posted while the first is unread waits in the other slot and is read after it', async () => {
+test('prefetch: a second hint posted while the first is unread waits in the other slot instead of being dropped', async () => {
   // Fresh kernels, so both slots are free and no earlier hint can be counted.
   const k = createKernels({ threads: 2, blas: false });
   try {
@@ -380,6 +380,23 @@ test('prefetch: a second hint posted while the first is unread waits in the othe
     for (let t = 0; t < 5000 && k.prefetchesDone() < 2; t++) await new Promise((r) => setTimeout(r, 1));
     assert.equal(k.prefetchesDone(), 2, 'both hints read: the second was queued, not dropped');
   } finally {
+    k.dispose();
+  }
+});
+
+test('prefetch: with the slot it tries first still claimed (several workers), a hint goes into the other', async () => {
+  const k = createKernels({ threads: 2, blas: false });
+  const i32 = (k as unknown as { i32: Int32Array }).i32;
+  try {
+    const B = k.heap.alloc(1024);
+    // Fresh kernels try slot 0 first; mark it claimed, as a slower worker's would be.
+    Atomics.store(i32, PF_STATE, 2);
+    k.prefetch([B, 1024]);
+    for (let t = 0; t < 2000 && k.prefetchesDone() < 1; t++) await new Promise((r) => setTimeout(r, 1));
+    assert.equal(k.prefetchesDone(), 1, 'the hint was posted in slot 1 and read');
+    assert.equal(Atomics.load(i32, PF_STATE + 1), 0, 'and slot 1 freed');
+  } finally {
+    Atomics.store(i32, PF_STATE, 0);
     k.dispose();
   }
 });

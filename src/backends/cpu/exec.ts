@@ -35,10 +35,11 @@
 //   weights, then the next layer's Sparse QKV weights, often before the first is read).
 //   Slot k has a state word PF_STATE + k (0 free, 1 posted, 2 claimed) and a descriptor
 //   at PF_SLOT[k]: its post number, the number of ranges, then memory, offset, bytes per
-//   range. The main thread posts into the slot after the one it posted last, only while
-//   that slot is free (else the hint is dropped): it writes the descriptor, stores state
-//   1 and posts the job. A worker that has no prefetch claims the posted slot with the
-//   lower post number (compare-exchange 1 -> 2), copies its ranges and reads them once, so
+//   range. The main thread posts into a free slot, the one after the slot it posted last
+//   first (with several workers either may free first); with none free the hint is
+//   dropped. It writes the descriptor, stores state 1 and posts the job. A worker that has
+//   no prefetch claims the posted slot with the lower post number (compare-exchange
+//   1 -> 2; losing that race to another worker, it looks again), copies its ranges and reads them once, so
 //   the data is in the shared caches when the main thread gets to it; then it stores 0
 //   and adds 1 to PF_DONE. It reads in pieces of PF_PIECE bytes and looks at SEQ between
 //   pieces: a new job is served first, then the prefetch resumes (PrefetchCursor). The
@@ -244,13 +245,16 @@ export class PrefetchCursor {
 
   constructor(private readonly exs: readonly KernelExports[], private readonly i32: Int32Array, private readonly f64: Float64Array) {}
 
-  /** Claim the older posted slot (state 1 -> 2) and copy its ranges; false when none is posted or another worker took it. */
+  /** Claim the older posted slot (state 1 -> 2) and copy its ranges; false when none is posted (other workers took them). */
   claim(): boolean {
     const i32 = this.i32, f64 = this.f64;
-    const posted0 = Atomics.load(i32, PF_STATE) === 1, posted1 = Atomics.load(i32, PF_STATE + 1) === 1;
-    if (!posted0 && !posted1) return false;
-    const k = posted0 && posted1 ? (f64[PF_SLOT[0]] < f64[PF_SLOT[1]] ? 0 : 1) : posted0 ? 0 : 1;
-    if (Atomics.compareExchange(i32, PF_STATE + k, 1, 2) !== 1) return false;
+    let k: number;
+    for (;;) {
+      const posted0 = Atomics.load(i32, PF_STATE) === 1, posted1 = Atomics.load(i32, PF_STATE + 1) === 1;
+      if (!posted0 && !posted1) return false;
+      k = posted0 && posted1 ? (f64[PF_SLOT[0]] < f64[PF_SLOT[1]] ? 0 : 1) : posted0 ? 0 : 1;
+      if (Atomics.compareExchange(i32, PF_STATE + k, 1, 2) === 1) break; // else another worker took it: look again
+    }
     const d = PF_SLOT[k];
     this.n = Math.min(PF_MAX_RANGES, f64[d + 1]);
     this.ranges.set(f64.subarray(d + 2, d + 2 + 3 * this.n));

@@ -439,7 +439,7 @@ class Kernels implements CpuKernels {
   private iota = 0; // int32 0, 1, .. iotaLength-1: gemvT's index list on the wasm path
   private iotaLength = 0;
   private jobs = 0;
-  // Prefetches posted (the next goes into slot prefetchPosts % 2: exec.ts).
+  // Prefetches posted: each post's number orders the two slots (exec.ts); the next tries slot prefetchPosts % 2 first.
   private prefetchPosts = 0;
   private arenaBytes = 0;
   private disposed = false;
@@ -1017,9 +1017,12 @@ class Kernels implements CpuKernels {
   prefetch(ranges: readonly number[]): void {
     const n = ranges.length / 2;
     if (!Number.isInteger(n) || n > PF_MAX_RANGES) throw new RangeError(`cpu kernels: prefetch takes up to ${PF_MAX_RANGES} (address, bytes) pairs`);
-    // The slot after the one posted last, while it is free (exec.ts).
-    const k = this.prefetchPosts % 2;
-    if (this.threads === 1 || this.disposed || this.threadsApart || Atomics.load(this.i32, PF_STATE + k) !== 0) return;
+    if (this.threads === 1 || this.disposed || this.threadsApart) return;
+    // A free slot, the one after the slot posted last first (with several workers either
+    // may free first); none free: the hint is dropped. Post numbers order the slots (exec.ts).
+    let k = this.prefetchPosts % 2;
+    if (Atomics.load(this.i32, PF_STATE + k) !== 0) k = 1 - k;
+    if (Atomics.load(this.i32, PF_STATE + k) !== 0) return;
     const f = this.f64, d = PF_SLOT[k];
     f[d] = ++this.prefetchPosts; f[d + 1] = n;
     for (let r = 0; r < n; r++) {

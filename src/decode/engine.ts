@@ -141,7 +141,8 @@ interface LayerW {
   // (address, bytes) pairs for kernels.prefetch (two or more threads): the Sparse FF
   // controller's weights, and Sparse QKV's; empty for other layer kinds.
   ffPrefetch: number[]; attnPrefetch: number[];
-  // Sparse QKV's three convolutions as one kernels.gemmBatch list (q, k, v into qkv); empty otherwise.
+  // Sparse QKV's three convolutions as one kernels.gemmBatch list (q, k, v into qkv), when
+  // they go to OpenBLAS on two or more threads (their kernels row-major); empty otherwise.
   convBatch: number[];
 }
 
@@ -474,7 +475,7 @@ export class DecodeEngine {
       this.colV = this.alloc(c.attn === 'sparse' ? Fl * d : 1);
       this.logits = this.alloc(c.vocab_size);
       for (const lw of this.layers) {
-        if (!lw.convQ || !lw.convK || !lw.convV) continue;
+        if (!lw.convQ || !lw.convK || !lw.convV || this.kernels.threads === 1 || !this.smallGemmByBlas(M)) continue;
         // [S, F_l·F_w·M] · [F_l·F_w·M, M] into qkv's q, k and v parts (see convApply).
         const Kqk = Fl * 3 * M, Kv = Fl * M;
         lw.convBatch = [
@@ -841,7 +842,7 @@ export class DecodeEngine {
     this.im2col(state, m, 3, this.colQK);
     this.im2col(state, m, 1, this.colV);
     const S = this.config.qkv_modules, M = d / S;
-    if (this.kernels.threads > 1 && this.smallGemmByBlas(M)) {
+    if (lw.convBatch.length > 0) {
       // The three products at once, through OpenBLAS with the kernels row-major (each too
       // small to split between threads, together worth sharing).
       this.kernels.gemmBatch(lw.convBatch);

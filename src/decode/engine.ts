@@ -107,6 +107,8 @@ export interface EngineOptions {
 /** A view of one heap block: pointer and JS view. */
 interface Buf { p: number; v: Float32Array }
 
+// E [d, M] and a convolution's kernel [F_l·F_w·M, M] are stored as smallGemm reads them:
+// row-major, or in column panels where smallGemmPanels says so (two or more threads).
 interface Factored { Dt: Buf; E: Buf; beta: Buf; S: number; M: number }
 /** A controller screen in the heap (screen.ts): panels uint32, colScale [cols], c2t [d_ff, r], margin float64 [3·nb]. */
 interface ScreenBufs { panels: Buf; colScale: Buf; c2t: Buf; margin: Buf; groups: number; cols: number; qmax: number }

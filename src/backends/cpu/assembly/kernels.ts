@@ -61,6 +61,11 @@ export function readSum(p: usize, n: i32): f32 {
   return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
 }
 
+// Lanes 0-1 and 2-3 of four floats as float64x2 (exact), and the sum of a float64x2's lanes.
+@inline function lo64(v: v128): v128 { return f64x2.promote_low_f32x4(v); }
+@inline function hi64(v: v128): v128 { return f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)); }
+@inline function hsum64(v: v128): f64 { return f64x2.extract_lane(v, 0) + f64x2.extract_lane(v, 1); }
+
 // acc + a·b on 4 lanes: every vector multiply-accumulate of every kernel goes through
 // here, so the one source compiles to both builds. ASC_FEATURE_RELAXED_SIMD is a
 // compile-time constant (`--enable relaxed-simd`), so the dead branch is never emitted:
@@ -498,7 +503,10 @@ export function gemm(transA: bool, transB: bool, K: i32, pA: usize, lda: i32, pB
 
 // ---------------------------------------------------------------------------------
 // Small-M GEMM without packing: C[i, j] = Σ_k A[i, k] · B[k, j] for i < M, j in [j0, j1).
-// A [M, K], B [K, N], C [M, N], all contiguous (lda = K, ldb = ldc = N); C is overwritten.
+// A [M, K], C [M, N] contiguous (lda = K, ldc = N); C is overwritten. B [K, N] row-major
+// (ldb = N), or with `panels` in column panels [N/16][K][16], each 16 columns one
+// contiguous run (toColumnPanels; N must then be a multiple of 16, which kernels.ts
+// checks: the scalar loop over a last partial panel reads B row-major).
 // For the decoder's factored layers (M = modules, 4..16 rows, against E [d, M_out]) and
 // its im2col convolutions: B is read with no copy, in blocks of kb rows; within a
 // block, panel by panel of 16 columns (one cache line per B row), once per pair of A
@@ -625,7 +633,7 @@ export function expArray(pX: usize, pY: usize, n: i32): void {
 // Batch-1 causal attention of one query over T cached positions, all heads in one call
 // (the decoder's per-token attention: short rows, so one call instead of a gemv, a
 // softmax and an axpyRows per head). For head h < H, kv head g = h / group:
-//   s[t] = (Q[h] · K[g, t]) · scale, p = softmax(s) (float64 max/exp/sum, stored float32),
+//   s[t] = (Q[h] · K[g, t]) · scale, p = softmax(s) (float32 max and exp (expf4), float64 sum),
 //   out[h] = Σ_t p[t] · V[g, t].
 // Q: [H, hd] at pQ; K, V: position t of kv head g at (g·kvStride + t·ld) floats; out:
 // [H, hd]; pS: H·T floats of scratch (left holding p, head by head).
@@ -670,8 +678,8 @@ export function attention(pQ: usize, pK: usize, pV: usize, pOut: usize, pS: usiz
       const a = sh + (<usize>t << 2);
       const e = expf4(f32x4.sub(v128.load(a), mv));
       v128.store(a, e);
-      s0 = f64x2.add(s0, f64x2.promote_low_f32x4(e));
-      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(i32x4.shuffle(e, e, 2, 3, 0, 1)));
+      s0 = f64x2.add(s0, lo64(e));
+      s1 = f64x2.add(s1, hi64(e));
     }
     let sum = hsum64(f64x2.add(s0, s1));
     for (t = T4; t < T; t++) {
@@ -935,11 +943,10 @@ export function pairDotI16(pP: usize, groups: i32, cols: i32, pUq: usize, pAcc: 
   for (; i + 4 <= r; i += 4) {
     const o: usize = <usize>i << 2;
     const w = v128.load(pRow + o), x = v128.load(pU + o);
-    a = f64x2.add(a, f64x2.mul(f64x2.promote_low_f32x4(w), f64x2.promote_low_f32x4(x)));
-    b = f64x2.add(b, f64x2.mul(f64x2.promote_low_f32x4(i32x4.shuffle(w, w, 2, 3, 0, 1)), f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 0, 1))));
+    a = f64x2.add(a, f64x2.mul(lo64(w), lo64(x)));
+    b = f64x2.add(b, f64x2.mul(hi64(w), hi64(x)));
   }
-  const s = f64x2.add(a, b);
-  let t = f64x2.extract_lane(s, 0) + f64x2.extract_lane(s, 1);
+  let t = hsum64(f64x2.add(a, b));
   for (; i < r; i++) t += <f64>load<f32>(pRow + (<usize>i << 2)) * <f64>load<f32>(pU + (<usize>i << 2));
   return t + <f64>bias;
 }
@@ -1085,11 +1092,6 @@ export function norm(pX: usize, pW: usize, pB: usize, hasBias: i32, pOut: usize,
     store<f32>(pOut + o, <f32>(bias ? y + <f64>load<f32>(pB + o) : y));
   }
 }
-
-// Lanes 0-1 and 2-3 of four floats, as float64x2 (exact).
-@inline function lo64(v: v128): v128 { return f64x2.promote_low_f32x4(v); }
-@inline function hi64(v: v128): v128 { return f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3)); }
-@inline function hsum64(v: v128): f64 { return f64x2.extract_lane(v, 0) + f64x2.extract_lane(v, 1); }
 
 // RoPE (the llama.cpp NORM form: adjacent pairs) on nHeads rows of hd floats at pV, in
 // place: (v[2i], v[2i+1]) rotated by the angle whose cosine and sine are cs[i], sn[i]

@@ -148,13 +148,15 @@ describeEachWasmBuild('wasm kernels', (kernels, simd, threads) => {
         for (let hh = 0; hh < H; hh++) {
           const base = Math.floor(hh / group) * ctx * hd;
           // Scores: a float32 dot of hd terms, times scale, rounded: error at most
-          // delta = gamma(hd + 1) · scale · Σ|q k| each. Softmax is shift-invariant, so
-          // errors of at most delta move each p by a factor within e^(±2·delta); the
-          // kernel's exp is within EXPF4_ULPS ulps (relative 2^-23 each), and p = e·(1/sum)
-          // rounds twice more: rho = e^(2·delta)(1 + EXPF4_ULPS·2^-23)(1+u)^2 - 1.
-          // The output sums T products p·v from zero: gamma(T) · Σ p̂|v|. So
-          // |out - exact| <= (rho + gamma(T)(1 + rho)) · Σ_t p_t |v_t| (+1e-15 relative for
-          // the float64 sums).
+          // delta = gamma(hd + 1) · scale · Σ|q k| each. The kernel then forms
+          // d_t = s_t - max in float32 (relative error u: at most u·(|s_t - max| + 2·delta)
+          // against the exact scores) and e_t = exp(d_t) within eps = EXPF4_ULPS·2^-23
+          // relative. Softmax is shift-invariant, so p_t = e_t / Σ e is within a factor
+          // e^(±(2·delta + u·(D_t + Dmax)))·(1 ± eps)/(1 ∓ eps) of the exact p_t, where D_t
+          // bounds |d_t| and Dmax the largest D; p = e·(1/sum) rounds twice more (the
+          // float64 sum: 1e-15 relative). So rho_t = e^(2·delta + u·(D_t + Dmax))·
+          // (1 + eps)/(1 - eps)·(1 + u)^2 - 1. The output sums T products p·v from zero:
+          // gamma(T)·Σ p̂|v|. So |out - exact| <= Σ_t (rho_t + gamma(T)(1 + rho_t))·p_t|v_t|.
           const s = new Float64Array(T);
           let delta = 0;
           for (let t = 0; t < T; t++) {
@@ -164,13 +166,18 @@ describeEachWasmBuild('wasm kernels', (kernels, simd, threads) => {
             delta = Math.max(delta, gamma(hd + 1) * scale * m);
           }
           const mx = Math.max(...s);
+          const D = Array.from(s, (v) => mx - v + 2 * delta), Dmax = Math.max(...D);
+          const eps = EXPF4_ULPS * 2 ** -23;
+          const rho = D.map((Dt) => Math.exp(2 * delta + U32 * (Dt + Dmax)) * ((1 + eps) / (1 - eps)) * (1 + U32) ** 2 - 1 + 1e-15);
           let sum = 0;
           for (let t = 0; t < T; t++) { s[t] = Math.exp(s[t] - mx); sum += s[t]; }
-          const rho = Math.exp(2 * delta) * (1 + EXPF4_ULPS * 2 ** -23) * (1 + U32) ** 2 - 1;
           for (let i = 0; i < hd; i++) {
             let o = 0, m = 0;
-            for (let t = 0; t < T; t++) { const p = s[t] / sum, v = V[base + t * hd + i]; o += p * v; m += p * Math.abs(v); }
-            const err = Math.abs(got[hh * hd + i] - o), tol = (rho + gamma(T) * (1 + rho) + 1e-15) * m + 1e-30;
+            for (let t = 0; t < T; t++) {
+              const p = s[t] / sum, v = V[base + t * hd + i];
+              o += p * v; m += (rho[t] + gamma(T) * (1 + rho[t])) * p * Math.abs(v);
+            }
+            const err = Math.abs(got[hh * hd + i] - o), tol = m + 1e-30;
             if (!(err <= tol)) assert.fail(`attention ${pm ? 'position' : 'head'}-major H=${H} group=${group} T=${T} hd=${hd}: head ${hh} [${i}]: got ${got[hh * hd + i]}, want ${o} (err ${err.toExponential(2)} > tol ${tol.toExponential(2)})`);
           }
         }

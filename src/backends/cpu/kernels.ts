@@ -1069,6 +1069,8 @@ class Kernels implements CpuKernels {
   // did not answer (PingPong's patience ran out: exec.ts).
   private probeRoundTrip(trips: number): number {
     if (this.threads === 1 || trips === 0) return 0;
+    // A probe that gave up may have left 1 (a first ping never answered): the worker must
+    // not take that for this probe's first ping.
     Atomics.store(this.i32, PING, 0);
     this.f64[ARGS] = trips; this.f64[ARGS + 1] = Math.max(1, Math.min(100, Math.floor(trips / 10)));
     this.run(Op.PingPong, true);

@@ -37,11 +37,11 @@
 //   at PF_SLOT[k]: its post number, the number of ranges, then memory, offset, bytes per
 //   range. The main thread posts into a free slot, the one after the slot it posted last
 //   first (with several workers either may free first); with none free the hint is
-//   dropped. It writes the descriptor, stores state 1 and posts the job. A worker that has
-//   no prefetch claims the posted slot with the lower post number (compare-exchange
-//   1 -> 2; losing that race to another worker, it looks again), copies its ranges and reads them once, so
-//   the data is in the shared caches when the main thread gets to it; then it stores 0
-//   and adds 1 to PF_DONE. It reads in pieces of PF_PIECE bytes and looks at SEQ between
+//   dropped. It writes the descriptor, stores state 1 and posts the job. A worker that
+//   has no prefetch claims the posted slot with the lower post number (compare-exchange
+//   1 -> 2; losing that race to another worker, it looks again), copies its ranges and
+//   reads them once, so the data is in the shared caches when the main thread gets to
+//   it; then it stores 0 and adds 1 to PF_DONE. It reads in pieces of PF_PIECE bytes and looks at SEQ between
 //   pieces: a new job is served first, then the prefetch resumes (PrefetchCursor). The
 //   main thread never writes a slot's descriptor while its state is not 0.
 // - PingPong: a static job in which the main thread and worker 1 pass the word PING back

@@ -208,17 +208,19 @@ export interface CpuKernels {
    * With placement 'auto' and two or more threads: if the last look is older than
    * maxAgeMs (default 100), measure roundTripNs(100) (10-40 us) and set threadsApart when
    * it is APART_NS or more; a probe the worker did not answer keeps the last verdict (a
-   * decoder step does not fail because a worker was descheduled). While apart, prefetch() does nothing (a worker would warm a
-   * cache the calling thread does not read) and a small gemmBatch (under 2^24 flops)
-   * runs on the calling thread alone; everything else still splits by its own measure
-   * (each thread has its own path to memory). Returns threadsApart.
+   * decoder step does not fail because a worker was descheduled). While apart,
+   * prefetch() does nothing (a worker would warm a cache the calling thread does not
+   * read) and a small gemmBatch (under 2^24 flops) runs on the calling thread alone;
+   * everything else still splits by its own measure (each thread has its own path to
+   * memory). Returns threadsApart.
    */
   checkPlacement(maxAgeMs?: number): boolean;
   /**
    * A hint: a worker reads these ranges (address, bytes pairs) once, in the background,
    * so that they are in the shared caches when a later call reads them, after the one
-   * posted before it. Returns at once; does nothing on one thread, or while two earlier
-   * prefetches are still unread (up to PF_MAX_RANGES pairs).
+   * posted before it. Returns at once; does nothing on one thread, while the threads are
+   * apart (checkPlacement), or while two earlier prefetches are still unread (up to
+   * PF_MAX_RANGES pairs).
    */
   prefetch(ranges: readonly number[]): void;
   /** How many prefetches a worker has read to the end (always 0 on one thread). */

@@ -383,6 +383,13 @@ export const APART_NS = 200;
 const APART_BATCH_MIN_FLOPS = 2 ** 24;
 const MAIN_SPIN = 1 << 20;
 
+/** The flops of a gemmBatch list of n products (2·M·N·K each). */
+function batchFlops(list: readonly number[], n: number): number {
+  let flops = 0;
+  for (let i = 0; i < n; i++) flops += 2 * list[GEMM_FIELDS * i + 2] * list[GEMM_FIELDS * i + 3] * list[GEMM_FIELDS * i + 4];
+  return flops;
+}
+
 /** Split [0, n) into `parts` ranges whose inner boundaries are multiples of `align`. */
 function split(n: number, parts: number, align: number): number[] {
   const b = [0];
@@ -713,9 +720,7 @@ class Kernels implements CpuKernels {
   gemmBatch(list: readonly number[]): void {
     const n = list.length / GEMM_FIELDS;
     if (!Number.isInteger(n) || n > B_MAX) throw new RangeError(`cpu kernels: gemmBatch takes up to ${B_MAX} products of ${GEMM_FIELDS} numbers`);
-    let flops = 0;
-    for (let i = 0; i < n; i++) flops += 2 * list[GEMM_FIELDS * i + 2] * list[GEMM_FIELDS * i + 3] * list[GEMM_FIELDS * i + 4];
-    if (this.blasLib === null || this.threads === 1 || n < 2 || (this.threadsApart && flops < APART_BATCH_MIN_FLOPS)) {
+    if (this.blasLib === null || this.threads === 1 || n < 2 || (this.threadsApart && batchFlops(list, n) < APART_BATCH_MIN_FLOPS)) {
       for (let i = 0; i < n; i++) {
         const g = GEMM_FIELDS * i;
         this.gemm(list[g] !== 0, list[g + 1] !== 0, list[g + 2], list[g + 3], list[g + 4], list[g + 5], list[g + 6], list[g + 7], list[g + 8],
